@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, one routes module per resource, error rendering."""

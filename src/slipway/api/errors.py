@@ -1,0 +1,125 @@
+"""The one JSON error shape, and the handlers that produce it.
+
+    {"error": {"code": "...", "message": "...", "details": [...]}, "request_id": "..."}
+
+No stack trace, path or SQL ever reaches a response: unexpected exceptions are logged
+with the request id and answered with a generic ``internal`` error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from slipway.errors import SlipwayError
+
+log = logging.getLogger("slipway.api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_field",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def request_id_of(scope_or_request: Any) -> str:
+    scope = getattr(scope_or_request, "scope", scope_or_request)
+    return str(scope.get("state", {}).get("request_id", ""))
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    request_id: str,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = {
+        "error": {"code": code, "message": message, "details": details or []},
+        "request_id": request_id,
+    }
+    return Response(
+        msgspec.json.encode(body),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _validation_details(exc: RequestValidationError) -> tuple[int, str, str, list[dict[str, Any]]]:
+    details = []
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            return 400, "bad_request", "request body is not valid JSON", []
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        details.append({"field": ".".join(loc) or None, "reason": str(err.get("msg", ""))})
+    first = details[0] if details else {"field": None, "reason": "invalid request"}
+    message = f"{first['field']}: {first['reason']}" if first["field"] else str(first["reason"])
+    return 422, "invalid_field", message, details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SlipwayError)
+    async def _slipway(request: Request, exc: SlipwayError) -> Response:
+        if exc.status >= 500:
+            log.error(
+                "request %s failed: %s",
+                request_id_of(request),
+                exc.message,
+                exc_info=exc.__cause__ or exc,
+            )
+        headers = {"Retry-After": "1"} if exc.status == 503 else None
+        if exc.status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        return error_response(
+            exc.status,
+            exc.code,
+            exc.message,
+            request_id=request_id_of(request),
+            details=exc.details,
+            headers=headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        status, code, message, details = _validation_details(exc)
+        return error_response(
+            status, code, message, request_id=request_id_of(request), details=details
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}"
+        return error_response(
+            exc.status_code,
+            code,
+            message,
+            request_id=request_id_of(request),
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error("request %s failed", request_id_of(request), exc_info=exc)
+        return error_response(
+            500, "internal", "internal error; see the server log", request_id=request_id_of(request)
+        )

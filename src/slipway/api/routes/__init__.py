@@ -1,0 +1,1 @@
+"""One routes module per resource; each parses, calls one service, formats the result."""

@@ -1,0 +1,65 @@
+"""/api/v1/endpoints: deploy versions to named endpoints, list and show them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from slipway.access.authz import Permission, Principal
+from slipway.api.auth import require, runtime_of
+
+router = APIRouter(prefix="/api/v1/endpoints", tags=["endpoints"])
+
+
+class Deploy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, max_length=64)
+    version: int = Field(ge=1)
+
+
+def _with_status(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    pool = runtime_of(request).pool
+    broken = pool.broken.get(data["name"])
+    try:
+        serving = pool.get(data["name"]).version.number
+    except Exception:  # noqa: BLE001 - not loaded in this process
+        serving = None
+    data["serving_version"] = serving
+    data["load_error"] = broken[1] if broken else None
+    return data
+
+
+@router.post("/{name}/deploy")
+async def deploy(
+    name: str,
+    body: Deploy,
+    request: Request,
+    principal: Principal = Depends(require(Permission.ENDPOINT_DEPLOY)),
+) -> dict[str, Any]:
+    endpoint = await run_in_threadpool(
+        runtime_of(request).endpoints.deploy,
+        name,
+        model=body.model,
+        version=body.version,
+        actor=principal.name,
+    )
+    return _with_status(request, endpoint.to_dict())
+
+
+@router.get("")
+async def list_endpoints(
+    request: Request, _: Principal = Depends(require(Permission.ENDPOINT_READ))
+) -> dict[str, Any]:
+    found = await run_in_threadpool(runtime_of(request).endpoints.list)
+    return {"endpoints": [_with_status(request, e.to_dict()) for e in found]}
+
+
+@router.get("/{name}")
+async def show_endpoint(
+    name: str, request: Request, _: Principal = Depends(require(Permission.ENDPOINT_READ))
+) -> dict[str, Any]:
+    endpoint = await run_in_threadpool(runtime_of(request).endpoints.get, name)
+    return _with_status(request, endpoint.to_dict())

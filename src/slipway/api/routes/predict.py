@@ -1,0 +1,88 @@
+"""POST /v1/endpoints/{endpoint}/predict — the plain JSON inference route.
+
+{"inputs": [{"sepal_length": 5.1, ...}, ...]}
+-> {"endpoint": "iris", "model": "iris", "version": 3,
+    "predictions": [{"id": "...-0", "prediction": 0,
+                     "probabilities": {"0": 0.97, "1": 0.02, "2": 0.01},
+                     "version": 3}, ...]}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from slipway.access.authz import Permission, Principal
+from slipway.api.auth import require, runtime_of
+from slipway.errors import InvalidRequest, ValidationFailed
+
+router = APIRouter(tags=["inference"])
+
+MAX_ROWS = 10_000
+
+
+class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
+    inputs: list[dict[str, Any]]
+
+
+def decode(body: bytes, kind: type[Any]) -> Any:
+    """Decode and type-check a JSON body; 400 if unreadable, 422 naming the field."""
+    if not body:
+        raise InvalidRequest("request body is empty; expected JSON")
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        field = text.rsplit("at `", 1)[-1].rstrip("`") if "at `" in text else None
+        raise ValidationFailed(text, details=[{"field": field, "reason": text}]) from None
+    except msgspec.DecodeError:
+        raise InvalidRequest("request body is not valid JSON") from None
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")
+
+
+@router.post("/v1/endpoints/{endpoint}/predict")
+async def predict(
+    endpoint: str, request: Request, principal: Principal = Depends(require(Permission.PREDICT))
+) -> Response:
+    payload: PredictRequest = decode(await request.body(), PredictRequest)
+    if not payload.inputs:
+        raise ValidationFailed.field("inputs", "must hold at least one row")
+    if len(payload.inputs) > MAX_ROWS:
+        raise ValidationFailed.field("inputs", f"at most {MAX_ROWS} rows per request")
+    result = await runtime_of(request).inference.predict(
+        endpoint, payload.inputs, caller=principal.token_id, route="plain"
+    )
+    output = result.output
+    labels = output.predictions.tolist()
+    ids = result.prediction_ids()
+    rows: list[dict[str, Any]] = []
+    if output.probabilities is not None:
+        keys = [str(c) for c in (output.classes or range(output.probabilities.shape[1]))]
+        for pid, label, probs in zip(ids, labels, output.probabilities.tolist(), strict=True):
+            rows.append(
+                {
+                    "id": pid,
+                    "prediction": label,
+                    "probabilities": dict(zip(keys, probs, strict=True)),
+                    "version": result.version,
+                }
+            )
+    else:
+        rows = [
+            {"id": pid, "prediction": label, "version": result.version}
+            for pid, label in zip(ids, labels, strict=True)
+        ]
+    return json_response(
+        {
+            "endpoint": endpoint,
+            "model": result.model,
+            "version": result.version,
+            "predictions": rows,
+        }
+    )

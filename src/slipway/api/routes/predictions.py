@@ -1,0 +1,69 @@
+"""/api/v1/predictions: read prediction records back (by id, or per endpoint)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from slipway.access.authz import Permission, Principal
+from slipway.api.auth import require, runtime_of
+from slipway.errors import NotFound
+from slipway.store.tables import prediction_records
+
+router = APIRouter(prefix="/api/v1", tags=["predictions"])
+
+
+def _record(row: Any) -> dict[str, Any]:
+    data = dict(row._asdict())
+    data["created_at"] = data["created_at"].isoformat()
+    return data
+
+
+@router.get("/predictions/{record_id}")
+async def show_prediction(
+    record_id: str, request: Request, _: Principal = Depends(require(Permission.PREDICTION_READ))
+) -> dict[str, Any]:
+    # A per-row prediction id is "<record id>-<row>": either form finds the record.
+    base = record_id.rsplit("-", 1)[0] if "-" in record_id else record_id
+    engine = runtime_of(request).engine
+
+    def load() -> Any:
+        with engine.connect() as conn:
+            return conn.execute(
+                select(prediction_records).where(prediction_records.c.id == base)
+            ).first()
+
+    row = await run_in_threadpool(load)
+    if row is None:
+        raise NotFound(f"prediction {record_id!r} not found")
+    return _record(row)
+
+
+@router.get("/endpoints/{endpoint}/predictions")
+async def list_predictions(
+    endpoint: str,
+    request: Request,
+    limit: int = Query(default=100, ge=0, le=1000),
+    _: Principal = Depends(require(Permission.PREDICTION_READ)),
+) -> dict[str, Any]:
+    engine = runtime_of(request).engine
+
+    def load() -> tuple[int, list[Any]]:
+        where = prediction_records.c.endpoint == endpoint
+        with engine.connect() as conn:
+            total = conn.execute(
+                select(func.count()).select_from(prediction_records).where(where)
+            ).scalar_one()
+            rows = conn.execute(
+                select(prediction_records)
+                .where(where)
+                .order_by(prediction_records.c.created_at.desc())
+                .limit(limit)
+            ).all()
+        return int(total), list(rows)
+
+    total, rows = await run_in_threadpool(load)
+    return {"endpoint": endpoint, "total": total, "records": [_record(r) for r in rows]}

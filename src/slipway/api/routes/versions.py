@@ -1,0 +1,96 @@
+"""/api/v1/models/{name}/versions: register (and smoke-test) immutable versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from slipway.access.authz import Permission, Principal
+from slipway.api.auth import require, runtime_of
+from slipway.artifacts.sandbox import smoke_test
+from slipway.registry.versions import Version
+from slipway.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1/models/{name}/versions", tags=["versions"])
+
+
+class VersionRegister(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    flavor: str = Field(min_length=1, max_length=32)
+    signature: dict[str, Any]
+    example_rows: list[dict[str, Any]] = Field(min_length=1)
+    lineage: dict[str, Any] = {}
+    trusted_types: list[str] = []
+    description: str = ""
+    library_versions: dict[str, str] = {}
+
+
+def verify(runtime: Runtime, version: Version) -> Version:
+    """Smoke-test ``version`` in a sandbox process; mark it ready or failed."""
+    settings = runtime.settings
+    data = runtime.artifacts.read_verified(version.artifact_sha256, version.artifact_size)
+    result = smoke_test(
+        data,
+        sha256=version.artifact_sha256,
+        flavor=version.flavor,
+        spec=version.load_spec(settings.trusted_pyfunc_modules),
+        signature=version.signature,
+        example_rows=version.example_rows,
+        memory_mb=settings.sandbox_memory_mb,
+        timeout_s=settings.sandbox_timeout_s,
+    )
+    if result.ok:
+        return runtime.versions.set_status(version, "ready")
+    return runtime.versions.set_status(version, "failed", result.reason)
+
+
+@router.post("", status_code=201)
+async def register_version(
+    name: str,
+    body: VersionRegister,
+    request: Request,
+    principal: Principal = Depends(require(Permission.VERSION_REGISTER)),
+) -> dict[str, Any]:
+    runtime = runtime_of(request)
+    version = await run_in_threadpool(
+        runtime.versions.register, name, actor=principal.name, **body.model_dump()
+    )
+    version = await run_in_threadpool(verify, runtime, version)
+    return version.to_dict()
+
+
+@router.get("")
+async def list_versions(
+    name: str,
+    request: Request,
+    status: str | None = None,
+    _: Principal = Depends(require(Permission.MODEL_READ)),
+) -> dict[str, Any]:
+    found = await run_in_threadpool(runtime_of(request).versions.list, name, status=status)
+    return {"versions": [v.to_dict() for v in found]}
+
+
+@router.get("/{number}")
+async def show_version(
+    name: str,
+    number: int,
+    request: Request,
+    _: Principal = Depends(require(Permission.MODEL_READ)),
+) -> dict[str, Any]:
+    version = await run_in_threadpool(runtime_of(request).versions.get, name, number)
+    return version.to_dict(with_examples=True)
+
+
+@router.post("/{number}/retire")
+async def retire_version(
+    name: str,
+    number: int,
+    request: Request,
+    _: Principal = Depends(require(Permission.VERSION_REGISTER)),
+) -> dict[str, Any]:
+    version = await run_in_threadpool(runtime_of(request).versions.retire, name, number)
+    return version.to_dict()

@@ -1,0 +1,129 @@
+"""Flavors: how an artifact is checked, loaded and called.
+
+Built-in flavors are registered through the ``slipway.flavors`` entry point group, the
+same way a third-party package adds its own, and looked up by name::
+
+    flavor = get_flavor("sklearn")
+    flavor.validate(data, spec)            # cheap, at registration
+    predictor = flavor.load(data, spec)
+    predictor.predict(X).predictions
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from slipway.errors import ModelLoadFailed, ValidationFailed
+
+__all__ = [
+    "Flavor",
+    "LoadSpec",
+    "ModelOutput",
+    "Predictor",
+    "available_flavors",
+    "class_labels",
+    "get_flavor",
+    "labels_of",
+    "library_version",
+    "missing_extra",
+]
+
+_GROUP = "slipway.flavors"
+
+
+@dataclass
+class ModelOutput:
+    predictions: np.ndarray  # (n,): class labels for classifiers, values for regressors
+    probabilities: np.ndarray | None  # (n, k) float, or None
+    classes: list[Any] | None  # column labels of probabilities, plain Python values
+
+
+class Predictor(Protocol):
+    def predict(self, X: np.ndarray) -> ModelOutput: ...
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    feature_names: tuple[str, ...]
+    classes: tuple[Any, ...] | None = None
+    trusted_types: tuple[str, ...] = ()
+    trusted_modules: tuple[str, ...] = ()
+
+
+class Flavor(Protocol):
+    name: str
+
+    def validate(self, data: bytes, spec: LoadSpec) -> None: ...
+
+    def load(self, data: bytes, spec: LoadSpec) -> Predictor: ...
+
+    def library_versions(self) -> dict[str, str]: ...
+
+
+_cache: dict[str, Flavor] = {}
+_lock = threading.Lock()
+
+
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=_GROUP)}
+
+
+def available_flavors() -> list[str]:
+    return sorted(_entry_points())
+
+
+def get_flavor(name: str) -> Flavor:
+    """The flavor registered under ``name``; one instance per name per process."""
+    with _lock:
+        if name in _cache:
+            return _cache[name]
+        eps = _entry_points()
+        if name not in eps:
+            known = ", ".join(sorted(eps)) or "none"
+            raise ValidationFailed.field("flavor", f"unknown flavor {name!r}; available: {known}")
+        flavor: Flavor = eps[name].load()()
+        _cache[name] = flavor
+        return flavor
+
+
+def library_version(dist: str) -> str:
+    """Installed version of a distribution, or "" when it is not installed."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def missing_extra(library: str, extra: str) -> ModelLoadFailed:
+    return ModelLoadFailed(
+        f"the {library} library is not installed on the server; "
+        f"install it with: pip install 'slipway[{extra}]'"
+    )
+
+
+def class_labels(spec: LoadSpec, k: int) -> list[Any]:
+    """Probability column labels: the signature's classes, else 0..k-1."""
+    if spec.classes is None:
+        return list(range(k))
+    if len(spec.classes) != k:
+        raise ModelLoadFailed(
+            f"the model gives {k} probability columns but the signature names "
+            f"{len(spec.classes)} classes"
+        )
+    return list(spec.classes)
+
+
+def labels_of(probabilities: np.ndarray, classes: list[Any]) -> np.ndarray:
+    """The most probable class of each row, as a 1-D array of labels."""
+    idx = np.argmax(probabilities, axis=1)
+    labels: np.ndarray = np.asarray(classes, dtype=object if _mixed(classes) else None)
+    return np.asarray(labels[idx])
+
+
+def _mixed(classes: list[Any]) -> bool:
+    return any(isinstance(c, str) for c in classes) and not all(isinstance(c, str) for c in classes)

@@ -1,0 +1,111 @@
+"""The demo: iris (ships with scikit-learn; nothing downloaded), end to end over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slipway.cli.output import console, table
+from slipway.client import Client
+
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def run_demo(url: str, token: str, home: str) -> None:
+    import numpy as np
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    data = load_iris()
+    labels = np.asarray(data.target_names)[data.target]
+    X_train, X_test, y_train, y_test = train_test_split(
+        data.data, labels, test_size=0.3, random_state=0, stratify=labels
+    )
+    with console.status("training a logistic regression on iris..."):
+        model = LogisticRegression(max_iter=1000).fit(X_train, y_train)
+
+    with Client(url, token) as client:
+        with console.status("registering (skops artifact, lineage, sandboxed smoke test)..."):
+            version = client.register(
+                model,
+                name="iris",
+                X_train=X_train,
+                y_train=y_train,
+                X_eval=X_test,
+                y_eval=y_test,
+                owner="demo-team",
+                feature_names=FEATURES,
+                description="slipway demo: iris species from flower measurements",
+            )
+        metrics = version["lineage"].get("metrics", {})
+        console.print(
+            f"registered [bold]iris v{version['number']}[/bold]: status {version['status']}, "
+            f"artifact sha256 {version['artifact_sha256'][:12]}..., "
+            f"accuracy {metrics.get('accuracy', float('nan')):.3f} on held-out data"
+        )
+        with console.status("deploying to endpoint 'iris'..."):
+            client.deploy("iris", model="iris", version=version["number"])
+        console.print(f"deployed to endpoint [bold]iris[/bold] at {url}")
+
+        rows = [dict(zip(FEATURES, map(float, x), strict=True)) for x in X_test[:5]]
+        answer = client.predict("iris", rows)
+        shown: list[dict[str, Any]] = []
+        for row, pred, truth in zip(rows, answer["predictions"], y_test[:5], strict=True):
+            probs = pred["probabilities"]
+            shown.append(
+                {
+                    **row,
+                    "prediction": pred["prediction"],
+                    "p": f"{probs[pred['prediction']]:.3f}",
+                    "actual": str(truth),
+                    "id": pred["id"],
+                }
+            )
+        table(
+            shown,
+            [*FEATURES, "prediction", "p", "actual", "id"],
+            "real predictions from the running server",
+        )
+
+        v2 = client.infer(
+            "iris",
+            [
+                {
+                    "name": "input-0",
+                    "shape": [1, 4],
+                    "datatype": "FP64",
+                    "data": [list(rows[0].values())],
+                }
+            ],
+            id="demo-1",
+        )
+        console.print(
+            f"Open Inference Protocol answer: {v2['outputs'][0]['data']} "
+            f"(model_version {v2['model_version']})"
+        )
+        records = client.list_predictions("iris", limit=1)
+        console.print(f"prediction records stored for 'iris': {records['total']}")
+
+    example = (
+        '{"inputs": [{"sepal_length": 5.1, "sepal_width": 3.5, '
+        '"petal_length": 1.4, "petal_width": 0.2}]}'
+    )
+    console.print(
+        f"""
+[bold]Try it yourself[/bold] (state lives in {home}):
+  export SLIPWAY_TOKEN=$(cat {home}/token)
+  slipway server &                      # http://127.0.0.1:8750
+  curl -s -H "Authorization: Bearer $SLIPWAY_TOKEN" \\
+       -d '{example}' \\
+       http://127.0.0.1:8750/v1/endpoints/iris/predict
+  slipway model show iris
+  slipway endpoint list
+
+From Python:
+  import slipway
+  client = slipway.Client("http://127.0.0.1:8750", token="...")
+  client.predict("iris", [{{"sepal_length": 5.1, "sepal_width": 3.5,
+                            "petal_length": 1.4, "petal_width": 0.2}}])
+""",
+        highlight=False,
+    )

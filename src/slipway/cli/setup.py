@@ -1,0 +1,184 @@
+"""``slipway init``, ``slipway server``, ``slipway demo`` and ``slipway settings``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from slipway.cli import output
+from slipway.cli.common import JSON_OPTION, token_file
+from slipway.errors import SlipwayError, Unavailable
+from slipway.settings import SETTINGS, Settings
+
+
+def init(
+    save_token: bool = typer.Option(
+        False, help="Also write the admin token to $SLIPWAY_HOME/token (mode 0600)."
+    ),
+) -> None:
+    """Create the store (run migrations) and the first admin token, shown once."""
+    from slipway.access.tokens import has_tokens, issue_token
+    from slipway.store import open_engine, upgrade
+
+    s = Settings()
+    s.home_path.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(s.resolved_database_url)
+    upgrade(engine)
+    if has_tokens(engine):
+        output.console.print(f"slipway is already initialized at {s.home} (store migrated).")
+        engine.dispose()
+        return
+    token, _ = issue_token(engine, principal="admin", role="admin")
+    engine.dispose()
+    if save_token:
+        _write_private(token_file(s), token)
+    output.console.print(f"initialized slipway at {s.home}")
+    output.console.print("admin token (shown once; store it in a secret manager):")
+    print(token)
+    output.console.print(f"\nexport SLIPWAY_TOKEN={token[:8]}...  # the full token above")
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+
+
+def server(
+    host: str = typer.Option(None, help="Listen address (default 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default 8750)."),
+) -> None:
+    """Run the slipway server (control API, inference, health, metrics)."""
+    import logging
+
+    import uvicorn
+    from threadpoolctl import threadpool_limits
+
+    from slipway.access.tokens import has_tokens
+    from slipway.api.app import create_app
+    from slipway.runtime import Runtime
+
+    s = Settings({"host": host, "port": port})
+    logging.basicConfig(
+        level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # One native thread per model call: the server already runs calls concurrently, and
+    # oversubscribed OpenMP pools collapse throughput (DESIGN.md §7).
+    threadpool_limits(1)
+    runtime = Runtime.from_settings(s)
+    if not has_tokens(runtime.engine):
+        runtime.close()
+        raise Unavailable("no admin token exists yet: run `slipway init` first")
+    app = create_app(s, runtime=runtime)
+    config = uvicorn.Config(
+        app,
+        host=s.host,
+        port=s.port,
+        log_level=s.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=int(s.shutdown_grace_s),
+        lifespan="on",
+    )
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            runtime.draining = True  # readiness goes false before connections close
+            super().handle_exit(sig, frame)
+
+    DrainingServer(config).run()
+
+
+def show_settings(as_json: bool = JSON_OPTION) -> None:
+    """Every setting with its environment variable, current value and help."""
+    s = Settings()
+    rows = [
+        {
+            "setting": d.name,
+            "env": d.env_var,
+            "value": "***" if d.name == "token" and s.token else getattr(s, d.name),
+            "help": d.help,
+        }
+        for d in SETTINGS
+    ]
+    output.emit_json(rows) if as_json else output.table(rows, ("setting", "env", "value", "help"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def demo(
+    keep_serving: bool = typer.Option(False, help="Leave the server running afterwards."),
+) -> None:
+    """Train a small model, register, deploy and serve it — end to end, on this machine."""
+    from slipway.cli.demo import run_demo
+
+    s = Settings()
+    s.home_path.mkdir(parents=True, exist_ok=True)
+    from slipway.access.tokens import has_tokens, issue_token
+    from slipway.store import open_engine, upgrade
+
+    engine = open_engine(s.resolved_database_url)
+    upgrade(engine)
+    tfile = token_file(s)
+    if not has_tokens(engine):
+        token, _ = issue_token(engine, principal="admin", role="admin")
+        _write_private(tfile, token)
+    engine.dispose()
+    token = s.token or (tfile.read_text().strip() if tfile.is_file() else "")
+    if not token:
+        raise Unavailable(f"{s.home} is initialized but no token is at hand: set SLIPWAY_TOKEN")
+    port = _free_port()
+    log_path = s.home_path / "demo-server.log"
+    env = {
+        **os.environ,
+        "SLIPWAY_HOME": s.home,
+        "SLIPWAY_PORT": str(port),
+        "SLIPWAY_HOST": "127.0.0.1",
+    }
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "slipway", "server"], env=env, stdout=log, stderr=log
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc, log_path)
+        run_demo(url, token, s.home)
+        if keep_serving:
+            output.console.print(f"\nserving on {url}; Ctrl-C to stop")
+            proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SlipwayError(f"the server exited early; see {log_path}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise Unavailable(f"the server did not start within 60 s; see {log_path}")

@@ -1,0 +1,199 @@
+"""The Python SDK: a thin, synchronous client of the slipway server (httpx).
+
+    client = slipway.Client()               # URL and token from SLIPWAY_URL / SLIPWAY_TOKEN
+    version = client.register(estimator, name="iris", X_train=X, y_train=y,
+                              X_eval=X_test, y_eval=y_test, owner="ml-team")
+    client.deploy("iris", model="iris", version=version["number"])
+    client.predict("iris", [{"sepal_length": 5.1, ...}])
+
+The CLI is built on this client, so both see the same API and the same errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from slipway import errors
+from slipway.settings import Settings, resolve_secret
+
+_ERRORS_BY_CODE: dict[str, type[errors.SlipwayError]] = {
+    cls.code: cls
+    for cls in vars(errors).values()
+    if isinstance(cls, type) and issubclass(cls, errors.SlipwayError)
+}
+
+
+def raise_for_error(response: httpx.Response) -> None:
+    """Turn the server's JSON error shape back into the matching SlipwayError."""
+    if response.is_success:
+        return
+    try:
+        error = response.json()["error"]
+        code, message, details = error["code"], error["message"], error.get("details", [])
+    except (ValueError, KeyError, TypeError):
+        code, message, details = "internal", response.text[:200], []
+    cls = _ERRORS_BY_CODE.get(code, errors.SlipwayError)
+    exc = cls(message, details=details)
+    exc.status = response.status_code
+    raise exc
+
+
+class Client:
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 300.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        settings = Settings() if url is None or token is None else None
+        self.url = (url or (settings.server_url if settings else "")).rstrip("/")
+        raw_token = token if token is not None else (settings.token if settings else "")
+        self._http = httpx.Client(
+            base_url=self.url,
+            timeout=timeout,
+            transport=transport,
+            headers={"Authorization": f"Bearer {resolve_secret(raw_token)}"} if raw_token else {},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise errors.Unavailable(f"cannot reach slipway at {self.url}: {exc}") from None
+        raise_for_error(response)
+        body: dict[str, Any] = response.json()
+        return body
+
+    def _list(self, path: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._call("GET", path, **kwargs)[key]
+        return items
+
+    # -- health ----------------------------------------------------------------------------
+    def ready(self) -> bool:
+        try:
+            return self._http.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    # -- models ----------------------------------------------------------------------------
+    def create_model(self, name: str, *, owner: str, **fields: Any) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/models", json={"name": name, "owner": owner, **fields})
+
+    def list_models(self, **filters: str | None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in filters.items() if v}
+        return self._list("/api/v1/models", "models", params=params)
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/models/{name}")
+
+    def update_model(self, name: str, **fields: Any) -> dict[str, Any]:
+        return self._call("PATCH", f"/api/v1/models/{name}", json=fields)
+
+    def retire_model(self, name: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/models/{name}/retire")
+
+    # -- versions --------------------------------------------------------------------------
+    def upload_artifact(self, data: bytes) -> dict[str, Any]:
+        return self._call(
+            "POST",
+            "/api/v1/artifacts",
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
+    def register_version(
+        self,
+        model: str,
+        *,
+        artifact: bytes,
+        flavor: str,
+        signature: Mapping[str, Any],
+        example_rows: Sequence[Mapping[str, Any]],
+        lineage: Mapping[str, Any] | None = None,
+        trusted_types: Sequence[str] = (),
+        description: str = "",
+        library_versions: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Upload ``artifact`` and register it; the answer says ``ready`` or ``failed``."""
+        uploaded = self.upload_artifact(artifact)
+        body = {
+            "artifact_sha256": uploaded["sha256"],
+            "flavor": flavor,
+            "signature": dict(signature),
+            "example_rows": [dict(r) for r in example_rows],
+            "lineage": dict(lineage or {}),
+            "trusted_types": list(trusted_types),
+            "description": description,
+            "library_versions": dict(library_versions or {}),
+        }
+        return self._call("POST", f"/api/v1/models/{model}/versions", json=body)
+
+    def register(self, model: Any, *, name: str, X_train: Any, **options: Any) -> dict[str, Any]:
+        """Serialize ``model`` safely, fingerprint the data, evaluate, and register it.
+
+        Options: y_train, X_eval, y_eval, owner (creates the model entry if missing),
+        metrics, params, parent_version, examples (rows to smoke-test, default 5),
+        trusted_types, description, code_path. See :func:`slipway.registry.prepare.prepare`.
+        """
+        from slipway.registry.prepare import prepare
+
+        owner = options.pop("owner", None)
+        prepared = prepare(model, X_train=X_train, **options)
+        if owner is not None:
+            try:
+                self.get_model(name)
+            except errors.NotFound:
+                self.create_model(name, owner=owner)
+        return self.register_version(name, **prepared)
+
+    def list_versions(self, model: str) -> list[dict[str, Any]]:
+        return self._list(f"/api/v1/models/{model}/versions", "versions")
+
+    def get_version(self, model: str, number: int) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/models/{model}/versions/{number}")
+
+    # -- endpoints -------------------------------------------------------------------------
+    def deploy(self, endpoint: str, *, model: str, version: int) -> dict[str, Any]:
+        return self._call(
+            "POST",
+            f"/api/v1/endpoints/{endpoint}/deploy",
+            json={"model": model, "version": version},
+        )
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        return self._list("/api/v1/endpoints", "endpoints")
+
+    def get_endpoint(self, endpoint: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/endpoints/{endpoint}")
+
+    # -- inference -------------------------------------------------------------------------
+    def predict(self, endpoint: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        return self._call(
+            "POST", f"/v1/endpoints/{endpoint}/predict", json={"inputs": [dict(r) for r in rows]}
+        )
+
+    def infer(self, endpoint: str, inputs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        """Open Inference Protocol call: ``inputs`` are V2 tensors."""
+        return self._call("POST", f"/v2/models/{endpoint}/infer", json={"inputs": inputs, **extra})
+
+    def get_prediction(self, prediction_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/predictions/{prediction_id}")
+
+    def list_predictions(self, endpoint: str, limit: int = 100) -> dict[str, Any]:
+        return self._call(
+            "GET", f"/api/v1/endpoints/{endpoint}/predictions", params={"limit": limit}
+        )

@@ -1,0 +1,101 @@
+"""Every error slipway raises on purpose, each with a stable code and an HTTP status.
+
+Services raise these; only the edges translate them (``api/errors.py`` into the JSON
+error shape, ``cli`` into a message and a non-zero exit).
+
+    SlipwayError                     500 internal
+    ├── InvalidRequest               400 bad_request        malformed body, unreadable JSON
+    │   └── ValidationFailed         422 invalid_field      a named field has a bad value
+    ├── Unauthenticated              401 unauthenticated
+    ├── Forbidden                    403 forbidden
+    ├── NotFound                     404 not_found
+    ├── Conflict                     409 conflict           duplicate name, wrong state
+    ├── PayloadTooLarge              413 payload_too_large
+    ├── UnsafeArtifact               422 unsafe_artifact    pickle & co., external data
+    ├── ArtifactIntegrityError       409 artifact_integrity hash mismatch on load
+    ├── ModelLoadFailed              422 model_load_failed  flavor could not load the artifact
+    ├── PredictionFailed             500 prediction_failed  the model raised on valid input
+    └── Unavailable                  503 unavailable        not ready, store down, draining
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SlipwayError(Exception):
+    """Base of every deliberate slipway error."""
+
+    code = "internal"
+    status = 500
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class InvalidRequest(SlipwayError):
+    code = "bad_request"
+    status = 400
+
+
+class ValidationFailed(InvalidRequest):
+    """A field has a bad value; ``details`` names each field and the reason."""
+
+    code = "invalid_field"
+    status = 422
+
+    @classmethod
+    def field(cls, name: str, reason: str) -> ValidationFailed:
+        return cls(f"{name}: {reason}", details=[{"field": name, "reason": reason}])
+
+
+class Unauthenticated(SlipwayError):
+    code = "unauthenticated"
+    status = 401
+
+
+class Forbidden(SlipwayError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(SlipwayError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(SlipwayError):
+    code = "conflict"
+    status = 409
+
+
+class PayloadTooLarge(SlipwayError):
+    code = "payload_too_large"
+    status = 413
+
+
+class UnsafeArtifact(SlipwayError):
+    code = "unsafe_artifact"
+    status = 422
+
+
+class ArtifactIntegrityError(SlipwayError):
+    code = "artifact_integrity"
+    status = 409
+
+
+class ModelLoadFailed(SlipwayError):
+    code = "model_load_failed"
+    status = 422
+
+
+class PredictionFailed(SlipwayError):
+    code = "prediction_failed"
+    status = 500
+
+
+class Unavailable(SlipwayError):
+    code = "unavailable"
+    status = 503

@@ -1,0 +1,118 @@
+"""Client-side preparation of a registration: everything the SDK sends with a model.
+
+Runs in the caller's process (it needs the estimator object and the data): serializes the
+model in a safe format, infers the signature, fingerprints training and evaluation data,
+evaluates the model on the evaluation data, and records parameters and the git commit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from slipway.artifacts.serialize import serialize_model
+from slipway.contracts.signature import Signature, rows_from_matrix
+from slipway.registry.lineage import code_reference, fingerprint
+
+
+def prepare(
+    model: Any,
+    *,
+    X_train: Any,
+    y_train: Any = None,
+    X_eval: Any = None,
+    y_eval: Any = None,
+    metrics: dict[str, float] | None = None,
+    params: dict[str, Any] | None = None,
+    parent_version: int | None = None,
+    examples: int = 5,
+    trusted_types: list[str] | None = None,
+    description: str = "",
+    code_path: str = ".",
+    feature_names: list[str] | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for :meth:`slipway.Client.register_version`."""
+    serialized = serialize_model(model)
+    signature = Signature.infer(
+        X_train, y_train, classes=serialized.classes, feature_names=feature_names
+    )
+    example_rows = rows_from_matrix(_head(X_train, examples), signature.input_names)
+    lineage: dict[str, Any] = {
+        "training_data": fingerprint(X_train, y_train),
+        "parameters": params if params is not None else _params_of(model),
+        "metrics": dict(metrics or {}),
+        "code": code_reference(code_path),
+        "parent_version": parent_version,
+    }
+    if X_eval is not None:
+        lineage["evaluation_data"] = fingerprint(X_eval, y_eval)
+        if y_eval is not None and hasattr(model, "predict"):
+            lineage["metrics"] = {**evaluate(model, X_eval, y_eval), **lineage["metrics"]}
+    return {
+        "artifact": serialized.data,
+        "flavor": serialized.flavor,
+        "signature": signature.to_dict(),
+        "example_rows": example_rows,
+        "lineage": lineage,
+        "trusted_types": list(trusted_types or []),
+        "description": description,
+        "library_versions": serialized.library_versions,
+    }
+
+
+def _head(X: Any, n: int) -> Any:
+    if hasattr(X, "iloc"):
+        return X.iloc[:n]
+    if isinstance(X, list):
+        return X[:n]
+    return np.asarray(X)[:n]
+
+
+def _params_of(model: Any) -> dict[str, Any]:
+    get_params = getattr(model, "get_params", None)
+    if get_params is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in get_params(deep=False).items():
+        if value is None or isinstance(value, bool | int | str):
+            out[key] = value
+        elif isinstance(value, float):
+            out[key] = value if math.isfinite(value) else str(value)
+        else:
+            out[key] = repr(value)[:200]
+    return out
+
+
+def evaluate(model: Any, X: Any, y: Any) -> dict[str, float]:
+    """Standard metrics for a classifier (with probabilities when it has them) or a
+    regressor, computed with scikit-learn."""
+    from sklearn import metrics as m
+
+    y_true = np.asarray(y)
+    y_pred = model.predict(X)
+    is_classifier = (
+        hasattr(model, "predict_proba") or getattr(model, "_estimator_type", None) == "classifier"
+    )
+    if not is_classifier:
+        return {
+            "r2": float(m.r2_score(y_true, y_pred)),
+            "mae": float(m.mean_absolute_error(y_true, y_pred)),
+            "rmse": float(math.sqrt(m.mean_squared_error(y_true, y_pred))),
+        }
+    out = {
+        "accuracy": float(m.accuracy_score(y_true, y_pred)),
+        "f1_macro": float(m.f1_score(y_true, y_pred, average="macro")),
+    }
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(X)
+        labels = getattr(model, "classes_", None)
+        out["log_loss"] = float(m.log_loss(y_true, proba, labels=labels))
+        if proba.shape[1] == 2:
+            out["roc_auc"] = float(m.roc_auc_score(y_true, proba[:, 1]))
+        else:
+            out["roc_auc_ovr"] = float(
+                m.roc_auc_score(y_true, proba, multi_class="ovr", labels=labels)
+            )
+    return out

@@ -1,0 +1,1 @@
+"""Serving: endpoints, the pool of loaded predictors, inference and prediction records."""

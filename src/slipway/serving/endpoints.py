@@ -1,0 +1,169 @@
+"""Endpoints: the stable names callers use, and which version answers on each.
+
+Deploying loads the new version first; only when it loaded (hash verified, flavor
+loaded) is the endpoint row updated and the pool switched. A version that fails to load
+never takes traffic and the current one keeps serving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from slipway.errors import Conflict, NotFound
+from slipway.ids import new_id, utcnow
+from slipway.registry.models import check_slug
+from slipway.registry.versions import Version, VersionService
+from slipway.serving.pool import PredictorPool
+from slipway.store.engine import transaction
+from slipway.store.tables import endpoints, models, versions
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    model: str
+    version: int
+    version_id: str
+    previous_version: int | None
+    generation: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model": self.model,
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "generation": self.generation,
+            "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+def _endpoint_query() -> Any:
+    previous = versions.alias("previous")
+    return (
+        select(
+            endpoints.c.name,
+            models.c.name.label("model"),
+            versions.c.number.label("version"),
+            endpoints.c.version_id,
+            previous.c.number.label("previous_version"),
+            endpoints.c.generation,
+            endpoints.c.created_by,
+            endpoints.c.created_at,
+            endpoints.c.updated_at,
+        )
+        .join(models, models.c.id == endpoints.c.model_id)
+        .join(versions, versions.c.id == endpoints.c.version_id)
+        .outerjoin(previous, previous.c.id == endpoints.c.previous_version_id)
+    )
+
+
+class EndpointService:
+    def __init__(self, engine: Engine, version_service: VersionService, pool: PredictorPool):
+        self.engine = engine
+        self.versions = version_service
+        self.pool = pool
+
+    def list(self) -> list[Endpoint]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(_endpoint_query().order_by(endpoints.c.name)).all()
+        return [Endpoint(**r._asdict()) for r in rows]
+
+    def get(self, name: str) -> Endpoint:
+        with self.engine.connect() as conn:
+            row = conn.execute(_endpoint_query().where(endpoints.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"endpoint {name!r} not found")
+        return Endpoint(**row._asdict())
+
+    def deploy(self, name: str, *, model: str, version: int, actor: str) -> Endpoint:
+        """Point ``name`` at ``model`` version ``version`` (creating the endpoint)."""
+        check_slug(name)
+        target = self.versions.get(model, version)
+        if target.status != "ready":
+            reason = f": {target.status_reason}" if target.status_reason else ""
+            raise Conflict(
+                f"version {target.number} of {model!r} is {target.status}, not ready{reason}"
+            )
+        # Load before touching the store: a broken or tampered artifact raises here and
+        # nothing changes. The generation is provisional until the row is written.
+        loaded = self.pool.load(name, target, generation=0)
+        generation = self._write(name, target, actor)
+        self.pool.install(
+            type(loaded)(name, generation, loaded.version, loaded.signature, loaded.predictor)
+        )
+        return self.get(name)
+
+    def _write(self, name: str, target: Version, actor: str) -> int:
+        now = utcnow()
+        model_id = self.versions.models.get(target.model).id  # read before the write lock
+        with transaction(self.engine) as conn:
+            row = conn.execute(
+                select(endpoints.c.id, endpoints.c.version_id, endpoints.c.generation).where(
+                    endpoints.c.name == name
+                )
+            ).first()
+            if row is None:
+                try:
+                    conn.execute(
+                        endpoints.insert().values(
+                            id=new_id(),
+                            name=name,
+                            model_id=model_id,
+                            version_id=target.id,
+                            previous_version_id=None,
+                            generation=1,
+                            created_by=actor,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                except IntegrityError:
+                    raise Conflict(f"endpoint {name!r} was created concurrently; retry") from None
+                return 1
+            generation = int(row.generation) + 1
+            previous = row.version_id if row.version_id != target.id else None
+            values: dict[str, Any] = {
+                "model_id": model_id,
+                "version_id": target.id,
+                "generation": generation,
+                "updated_at": now,
+            }
+            if previous is not None:
+                values["previous_version_id"] = previous
+            conn.execute(endpoints.update().where(endpoints.c.id == row.id).values(**values))
+            return generation
+
+    def sync(self) -> None:
+        """Bring this process's pool in line with the store (other workers' deploys,
+        restarts). Failures leave the current version serving."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(endpoints.c.name, endpoints.c.version_id, endpoints.c.generation)
+            ).all()
+        for row in rows:
+            try:
+                current = self.pool.get(row.name)
+                if current.generation >= row.generation:
+                    continue
+            except Exception:  # noqa: BLE001 - not loaded yet, or broken: try to load
+                pass
+            try:
+                target = self.versions.get_by_id(row.version_id)
+            except NotFound:
+                continue
+            self.pool.ensure(row.name, target, row.generation)
+
+    def deployed_names(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(endpoints.c.name)).scalars())

@@ -1,0 +1,101 @@
+"""Prediction records, committed in groups before the response is sent.
+
+Each request hands its record to :meth:`RecordWriter.write` and waits. One writer task
+gathers whatever is queued (up to ``batch_max``, waiting at most ``flush_ms`` for more),
+inserts it in one transaction on a dedicated thread and then releases every waiter.
+Many concurrent requests therefore share one commit (one fsync), and no request is
+acknowledged before its record is durable. If the commit fails, every waiter gets
+:class:`Unavailable` — a 503, never a 200 without a record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import Engine
+
+from slipway.errors import Unavailable
+from slipway.store.engine import transaction
+from slipway.store.tables import prediction_records
+
+log = logging.getLogger("slipway.records")
+
+_Item = tuple[dict[str, Any], asyncio.Future[None]]
+
+
+class RecordWriter:
+    def __init__(self, engine: Engine, *, batch_max: int = 512, flush_ms: float = 2.0) -> None:
+        self.engine = engine
+        self.batch_max = batch_max
+        self.flush_s = flush_ms / 1000
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slipway-records")
+        self.committed = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="slipway-record-writer")
+
+    async def stop(self) -> None:
+        """Commit everything queued, then stop."""
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+            self._task = None
+        self._executor.shutdown(wait=True)
+
+    async def write(self, record: dict[str, Any]) -> None:
+        if self._task is None:
+            raise Unavailable("prediction store is not accepting records")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((record, future))
+        await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        stopping = False
+        while not stopping:
+            first = await self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            deadline = loop.time() + self.flush_s
+            while len(batch) < self.batch_max:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(self._queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Item]) -> None:
+        rows = [record for record, _ in batch]
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._insert, rows)
+        except Exception:
+            log.exception("could not commit %d prediction records", len(rows))
+            error = Unavailable("prediction store unavailable; the request was not recorded")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        self.committed += len(rows)
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+    def _insert(self, rows: list[dict[str, Any]]) -> None:
+        with transaction(self.engine) as conn:
+            conn.execute(prediction_records.insert(), rows)

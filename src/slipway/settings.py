@@ -1,0 +1,172 @@
+"""Every setting, declared once as data.
+
+Each :class:`Setting` has a name, a type, a default and a help text. Values come from, in
+order of precedence: explicit overrides (CLI flags), the environment (``SLIPWAY_<NAME>``),
+the TOML file ``$SLIPWAY_HOME/slipway.toml`` (or ``SLIPWAY_CONFIG``), then the default.
+The same declarations feed ``slipway settings`` and the docs.
+
+Secrets are given by reference (``env:NAME`` or ``file:PATH``), never inline.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slipway.errors import ValidationFailed
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def env_var(self) -> str:
+        return "SLIPWAY_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("home", str, "~/.slipway", "Directory for the SQLite store, artifacts and config."),
+    Setting(
+        "database_url",
+        str,
+        "",
+        "SQLAlchemy URL of the store; empty means SQLite at $SLIPWAY_HOME/slipway.db. "
+        "PostgreSQL: postgresql+psycopg://user@host/db",
+    ),
+    Setting(
+        "artifact_url",
+        str,
+        "",
+        "Where artifacts live: a local directory or any fsspec URL; "
+        "empty means $SLIPWAY_HOME/artifacts.",
+    ),
+    Setting("host", str, "127.0.0.1", "Address the server listens on."),
+    Setting("port", int, 8750, "Port the server listens on."),
+    Setting("url", str, "", "Server URL for the CLI and SDK; empty means http://host:port."),
+    Setting("token", str, "", "API token for the CLI/SDK, as env:NAME or file:PATH or raw."),
+    Setting("max_upload_mb", int, 512, "Largest artifact upload accepted, in MiB."),
+    Setting("max_request_mb", int, 16, "Largest JSON request body accepted, in MiB."),
+    Setting("sandbox_memory_mb", int, 4096, "Address-space limit of the smoke-test process."),
+    Setting("sandbox_timeout_s", float, 120.0, "Wall-clock limit of the smoke-test process."),
+    Setting(
+        "pyfunc_trusted_modules",
+        str,
+        "",
+        "Comma-separated module prefixes whose classes the pyfunc flavor may import. "
+        "Empty trusts none: pyfunc is off by default.",
+    ),
+    Setting("record_batch_max", int, 512, "Most prediction records committed in one batch."),
+    Setting("record_flush_ms", float, 2.0, "Longest wait to gather a batch of records (ms)."),
+    Setting("predict_threads", int, 4, "Threads that run model predictions."),
+    Setting("sync_interval_s", float, 1.0, "How often a server re-reads endpoint deployments."),
+    Setting("shutdown_grace_s", float, 30.0, "Time in-flight requests get after SIGTERM."),
+    Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _coerce(setting: Setting, raw: Any) -> Any:
+    try:
+        if setting.type is bool and isinstance(raw, str):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        return setting.type(raw)
+    except (TypeError, ValueError):
+        raise ValidationFailed.field(
+            setting.env_var, f"expected {setting.type.__name__}, got {raw!r}"
+        ) from None
+
+
+def resolve_secret(value: str) -> str:
+    """Resolve ``env:NAME`` / ``file:PATH`` references; other values are returned as-is."""
+    if value.startswith("env:"):
+        return os.environ.get(value[4:], "")
+    if value.startswith("file:"):
+        return Path(value[5:]).expanduser().read_text().strip()
+    return value
+
+
+class Settings:
+    """Resolved settings; attribute access by setting name (``settings.port``)."""
+
+    def __init__(
+        self,
+        overrides: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        for key in given:
+            if key not in _BY_NAME:
+                raise ValidationFailed.field(key, "unknown setting")
+        values: dict[str, Any] = {}
+        # home first: it locates the TOML file that may define everything else.
+        home_setting = _BY_NAME["home"]
+        home = given.get("home") or env.get(home_setting.env_var) or home_setting.default
+        file_values = self._read_file(env.get("SLIPWAY_CONFIG") or str(Path(home) / "slipway.toml"))
+        for s in SETTINGS:
+            if s.name in given:
+                raw = given[s.name]
+            elif s.env_var in env:
+                raw = env[s.env_var]
+            elif s.name in file_values:
+                raw = file_values[s.name]
+            else:
+                raw = s.default
+            values[s.name] = _coerce(s, raw)
+        values["home"] = str(Path(values["home"]).expanduser())
+        self._values = values
+
+    @staticmethod
+    def _read_file(path: str) -> dict[str, Any]:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            return {}
+        with p.open("rb") as f:
+            data = tomllib.load(f)
+        section = data.get("slipway", data)
+        unknown = set(section) - set(_BY_NAME)
+        if unknown:
+            raise ValidationFailed.field(str(p), f"unknown settings: {', '.join(sorted(unknown))}")
+        return dict(section)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return str(self.database_url) or f"sqlite:///{self.home_path / 'slipway.db'}"
+
+    @property
+    def resolved_artifact_url(self) -> str:
+        return str(self.artifact_url) or str(self.home_path / "artifacts")
+
+    @property
+    def server_url(self) -> str:
+        return str(self.url) or f"http://{self.host}:{self.port}"
+
+    @property
+    def trusted_pyfunc_modules(self) -> tuple[str, ...]:
+        return tuple(m.strip() for m in str(self.pyfunc_trusted_modules).split(",") if m.strip())
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)

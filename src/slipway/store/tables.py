@@ -1,0 +1,127 @@
+"""The relational schema, in SQLAlchemy Core (the one style used throughout).
+
+Alembic migrations in ``store/migrations`` create exactly this; a test compares them.
+Rows are never hard-deleted from ``models`` or ``versions``: they are retired.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Stable constraint names, so migrations can refer to them on every backend.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _utc() -> DateTime:
+    return DateTime(timezone=True)
+
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("owner", String(256), nullable=False),
+    Column("oncall", String(256), nullable=False, default=""),
+    Column("runbook_url", String(1024), nullable=False, default=""),
+    Column("risk_tier", String(16), nullable=False, default="medium"),
+    Column("intended_use", Text, nullable=False, default=""),
+    Column("limitations", Text, nullable=False, default=""),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", _utc(), nullable=False),
+    Column("updated_at", _utc(), nullable=False),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model_id", String(32), ForeignKey("models.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("artifact_size", BigInteger, nullable=False),
+    Column("flavor", String(32), nullable=False),
+    Column("library_versions", JSON, nullable=False, default=dict),
+    Column("signature", JSON, nullable=False),
+    Column("trusted_types", JSON, nullable=False, default=list),
+    Column("example_rows", JSON, nullable=False, default=list),
+    Column("lineage", JSON, nullable=False, default=dict),
+    Column("description", Text, nullable=False, default=""),
+    Column("status", String(16), nullable=False, default="registered"),
+    Column("status_reason", Text, nullable=False, default=""),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", _utc(), nullable=False),
+    Column("updated_at", _utc(), nullable=False),
+    UniqueConstraint("model_id", "number", name="uq_versions_model_number"),
+)
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("model_id", String(32), ForeignKey("models.id"), nullable=False),
+    Column("version_id", String(32), ForeignKey("versions.id"), nullable=False),
+    Column("previous_version_id", String(32), ForeignKey("versions.id"), nullable=True),
+    # Bumped on every change so every worker notices a redeploy by polling one integer.
+    Column("generation", Integer, nullable=False, default=1),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", _utc(), nullable=False),
+    Column("updated_at", _utc(), nullable=False),
+)
+
+prediction_records = Table(
+    "prediction_records",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", _utc(), nullable=False),
+    Column("endpoint", String(128), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("version_id", String(32), nullable=False),
+    Column("caller", String(64), nullable=False),
+    Column("route", String(16), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("outputs", JSON, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Index("ix_prediction_records_endpoint_created", "endpoint", "created_at"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("principal", String(128), nullable=False),
+    Column("role", String(32), nullable=False),
+    # SHA-256 of the token; the token itself is shown once and never stored.
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", _utc(), nullable=False),
+    Column("revoked_at", _utc(), nullable=True),
+)
