@@ -105,6 +105,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
+        # FastAPI turns any error while reading a body into a generic 400; a chunked body
+        # past the size cap must still answer 413, so answer with the cause when it is ours.
+        if isinstance(exc.__cause__, SlipwayError):
+            return await _slipway(request, exc.__cause__)
         code = _HTTP_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
         if exc.status_code == 404:
@@ -120,6 +124,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.error("request %s failed", request_id_of(request), exc_info=exc)
-        return error_response(
-            500, "internal", "internal error; see the server log", request_id=request_id_of(request)
-        )
+        return internal_error(request_id_of(request))
+
+
+def internal_error(request_id: str) -> Response:
+    """The answer to an unexpected exception: generic, with nothing from the exception."""
+    return error_response(
+        500, "internal", "internal error; see the server log", request_id=request_id
+    )

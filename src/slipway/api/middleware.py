@@ -10,7 +10,7 @@ import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from slipway.api.errors import error_response
+from slipway.api.errors import error_response, internal_error
 from slipway.errors import PayloadTooLarge
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -30,8 +30,12 @@ class RequestContext:
         request_id = _incoming_request_id(scope) or secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER, request_id.encode()))
                 message["headers"] = headers
@@ -50,7 +54,15 @@ class RequestContext:
                 await response(scope, receive, send_with_id)
                 return
             receive = _capped(receive, self.max_body_bytes)
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Unexpected errors are answered by ServerErrorMiddleware, which sits outside
+            # this middleware and so would send the 500 without the x-request-id header.
+            # Answer here instead; it still logs (and skips sending, as a response started).
+            if not started:
+                await internal_error(request_id)(scope, receive, send_with_id)
+            raise
 
 
 class BodyTooLarge(PayloadTooLarge):

@@ -7,8 +7,10 @@ every other command goes through the HTTP API like any other client.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from rich.markup import escape
 
 from slipway.cli import endpoint, model, predict, setup
 from slipway.cli.output import err_console
@@ -34,19 +36,35 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except SlipwayError as exc:
-        err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}", highlight=False)
+        # soft_wrap: one error, one line, however narrow the terminal (scripts grep it).
+        err_console.print(
+            f"[red]error[/red] ({exc.code}): {escape(exc.message)}",
+            highlight=False,
+            soft_wrap=True,
+        )
         for detail in exc.details[:20]:
-            err_console.print(f"  - {detail}", highlight=False)
+            text = _detail_text(detail)
+            if text != exc.message:  # a single-field error already says it in the message
+                err_console.print(f"  - {escape(text)}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # usage errors: missing option, bad value, unknown command
+        # Duck-typed: typer now ships its own copy of click (typer._click), whose
+        # ClickException is not click.ClickException, so isinstance() let these through
+        # as tracebacks.
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         raise
+
+
+def _detail_text(detail: Any) -> str:
+    if isinstance(detail, dict) and "reason" in detail:
+        field = detail.get("field")
+        return f"{field}: {detail['reason']}" if field else str(detail["reason"])
+    return str(detail)

@@ -108,4 +108,5 @@ From Python:
                             "petal_length": 1.4, "petal_width": 0.2}}])
 """,
         highlight=False,
+        soft_wrap=True,  # wrapping would split the commands meant to be copied
     )

@@ -91,6 +91,11 @@ def server(
         def handle_exit(self, sig: int, frame: Any) -> None:
             runtime.draining = True  # readiness goes false before connections close
             super().handle_exit(sig, frame)
+            # uvicorn re-raises the captured signal after its graceful shutdown, which
+            # would end the process "killed by SIGTERM"; a drained shutdown exits 0.
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                captured.clear()
 
     DrainingServer(config).run()
 

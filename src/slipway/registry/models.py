@@ -164,7 +164,8 @@ class ModelService:
     def update(self, name: str, *, actor: str, **fields: Any) -> Model:
         values = _check_fields(fields)
         current = self.get(name)
-        if current.status == "retired" and values.get("status", "retired") == "retired":
+        if current.status == "retired":
+            # Retirement is final: the entry stays for the record, unchanged.
             raise Conflict(f"model {name!r} is retired")
         with transaction(self.engine) as conn:
             conn.execute(

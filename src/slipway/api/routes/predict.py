@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -35,11 +36,37 @@ def decode(body: bytes, kind: type[Any]) -> Any:
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        field = text.rsplit("at `", 1)[-1].rstrip("`") if "at `" in text else None
-        raise ValidationFailed(text, details=[{"field": field, "reason": text}]) from None
+        # Typed decoding can stop at a schema error before it reaches a syntax error;
+        # only on this (cold) path, check whether the body is JSON at all.
+        try:
+            msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            raise InvalidRequest("request body is not valid JSON") from None
+        field, reason = _field_of(str(exc))
+        raise ValidationFailed(
+            f"{field}: {reason}" if field else reason, details=[{"field": field, "reason": reason}]
+        ) from None
     except msgspec.DecodeError:
         raise InvalidRequest("request body is not valid JSON") from None
+
+
+_AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.?(?P<path>[^`]*)`$")
+_NAMED_FIELD = re.compile(r"field `(?P<name>[^`]+)`")
+
+
+def _field_of(message: str) -> tuple[str | None, str]:
+    """msgspec's messages to (field path, reason):
+    "Expected `array`, got `object` - at `$.inputs`" -> ("inputs", "Expected ...");
+    "Object missing required field `inputs`" -> ("inputs", ...)."""
+    at = _AT_PATH.match(message)
+    if at:
+        reason, path = at.group("reason"), at.group("path")
+        named = _NAMED_FIELD.search(reason)
+        if named:  # "Object contains unknown field `x` - at `$.inputs[0]`"
+            path = f"{path}.{named.group('name')}" if path else named.group("name")
+        return path or None, reason
+    named = _NAMED_FIELD.search(message)
+    return (named.group("name") if named else None), message
 
 
 def json_response(body: dict[str, Any], status: int = 200) -> Response:

@@ -49,7 +49,9 @@ async def list_predictions(
     limit: int = Query(default=100, ge=0, le=1000),
     _: Principal = Depends(require(Permission.PREDICTION_READ)),
 ) -> dict[str, Any]:
-    engine = runtime_of(request).engine
+    runtime = runtime_of(request)
+    await run_in_threadpool(runtime.endpoints.get, endpoint)  # 404 for an unknown endpoint
+    engine = runtime.engine
 
     def load() -> tuple[int, list[Any]]:
         where = prediction_records.c.endpoint == endpoint

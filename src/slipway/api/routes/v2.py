@@ -67,6 +67,13 @@ def _datatype_of(values: np.ndarray) -> str:
     return "BYTES"
 
 
+def _label_datatype(sig: Signature) -> str:
+    """The datatype infer() gives the ``predict`` output (see :func:`_datatype_of`)."""
+    if not sig.classes:
+        return "FP64"
+    return _datatype_of(np.asarray(sig.classes))
+
+
 def _tensor(tensor: InferInput, where: str) -> np.ndarray:
     if tensor.datatype not in _NUMERIC | {"BYTES"}:
         raise ValidationFailed.field(f"{where}.datatype", f"unsupported {tensor.datatype!r}")
@@ -147,15 +154,7 @@ async def model_metadata(
 ) -> dict[str, Any]:
     loaded = runtime_of(request).pool.get(endpoint)
     sig = loaded.signature
-    outputs = [
-        {
-            "name": "predict",
-            "datatype": "BYTES"
-            if sig.classes and any(isinstance(c, str) for c in sig.classes)
-            else "FP64",
-            "shape": [-1],
-        }
-    ]
+    outputs = [{"name": "predict", "datatype": _label_datatype(sig), "shape": [-1]}]
     if sig.classes is not None:
         outputs.append(
             {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(sig.classes)]}

@@ -1,0 +1,188 @@
+"""Fixtures shared by every suite: store URLs for both backends, and real servers.
+
+PostgreSQL: 127.0.0.1:5432, database ``test``, trust auth (as in CI); each test gets
+its own schema, dropped afterwards. Where no PostgreSQL answers, those tests skip with
+the reason. Set SLIPWAY_TEST_POSTGRES_URL to point elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+POSTGRES_URL = os.environ.get(
+    "SLIPWAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres_unreachable() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install 'slipway[postgres]')"
+    try:
+        url = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+        psycopg.connect(url, connect_timeout=3).close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        return f"no PostgreSQL at {POSTGRES_URL}: {type(exc).__name__}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_reason() -> str | None:
+    return _postgres_unreachable()
+
+
+@pytest.fixture
+def postgres_url(postgres_reason: str | None) -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    if postgres_reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL store tests: {postgres_reason}")
+        pytest.skip(postgres_reason)
+    import psycopg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    plain = POSTGRES_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The behavioural store suite runs once per backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'slipway.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    """A real ``slipway server`` process on a free port, with its own home."""
+
+    home: Path
+    env: dict[str, str]
+    token: str = ""
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.home / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cli(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, "SLIPWAY_URL": self.url, "SLIPWAY_TOKEN": self.token, "COLUMNS": "200"}
+        result = subprocess.run(
+            [sys.executable, "-m", "slipway", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"slipway {' '.join(args)} exited {result.returncode}\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}"
+            )
+        return result
+
+    def init(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.cli("init", "--save-token")
+        self.token = (self.home / "token").read_text().strip()
+
+    def start(self, timeout: float = 60) -> None:
+        self.port = free_port()
+        env = {**self.env, "SLIPWAY_PORT": str(self.port), "SLIPWAY_HOST": "127.0.0.1"}
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "slipway", "server"], env=env, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server did not start:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def client(self, **kwargs: Any) -> Any:
+        import slipway
+
+        return slipway.Client(self.url, self.token, **kwargs)
+
+
+def make_server(home: Path, **env: str) -> ServerProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_")}
+    base.update({"SLIPWAY_HOME": str(home), "SLIPWAY_LOG_LEVEL": "info", "OMP_NUM_THREADS": "1"})
+    base.update(env)
+    return ServerProcess(home=home, env=base)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A fresh, initialized, running server for one test."""
+    proc = make_server(tmp_path / "home")
+    proc.init()
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for a whole module of tests that do not stop or break it."""
+    proc = make_server(tmp_path_factory.mktemp("shared") / "home")
+    proc.init()
+    proc.start()
+    yield proc
+    proc.stop()
