@@ -11,7 +11,7 @@ The CLI is built on this client, so both see the same API and the same errors.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -197,3 +197,88 @@ class Client:
         return self._call(
             "GET", f"/api/v1/endpoints/{endpoint}/predictions", params={"limit": limit}
         )
+
+    # -- principals, tokens, grants ---------------------------------------------------------
+    def create_principal(self, name: str, *, kind: str = "user", owner: str = "") -> dict[str, Any]:
+        return self._call(
+            "POST", "/api/v1/principals", json={"name": name, "kind": kind, "owner": owner}
+        )
+
+    def list_principals(self) -> list[dict[str, Any]]:
+        return self._list("/api/v1/principals", "principals")
+
+    def get_principal(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/principals/{name}")
+
+    def set_principal_disabled(self, name: str, disabled: bool) -> dict[str, Any]:
+        verb = "disable" if disabled else "enable"
+        return self._call("POST", f"/api/v1/principals/{name}/{verb}")
+
+    def create_token(self, principal: str, **options: Any) -> dict[str, Any]:
+        """Issue a token; the answer's ``token`` is the secret, shown this once."""
+        body = {"principal": principal, **{k: v for k, v in options.items() if v is not None}}
+        return self._call("POST", "/api/v1/tokens", json=body)
+
+    def list_tokens(self, principal: str | None = None) -> list[dict[str, Any]]:
+        params = {"principal": principal} if principal else {}
+        return self._list("/api/v1/tokens", "tokens", params=params)
+
+    def revoke_token(self, token_id: str, *, reason: str = "") -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/tokens/{token_id}/revoke", json={"reason": reason})
+
+    def rotate_token(self, token_id: str, *, overlap_s: float = 3600.0) -> dict[str, Any]:
+        return self._call(
+            "POST", f"/api/v1/tokens/{token_id}/rotate", json={"overlap_s": overlap_s}
+        )
+
+    def create_grant(
+        self,
+        principal: str,
+        role: str,
+        *,
+        scope_kind: str = "global",
+        scope_name: str | None = None,
+    ) -> dict[str, Any]:
+        return self._call(
+            "POST",
+            "/api/v1/grants",
+            json={
+                "principal": principal,
+                "role": role,
+                "scope_kind": scope_kind,
+                "scope_name": scope_name,
+            },
+        )
+
+    def list_grants(self, principal: str | None = None) -> list[dict[str, Any]]:
+        params = {"principal": principal} if principal else {}
+        return self._list("/api/v1/grants", "grants", params=params)
+
+    def revoke_grant(self, grant_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/grants/{grant_id}/revoke")
+
+    # -- audit -----------------------------------------------------------------------------
+    def audit_events(self, **filters: str | int | None) -> list[dict[str, Any]]:
+        """Audit events matching the filters (actor, target, action, since, until,
+        after_seq, limit), oldest first."""
+        params = {k: v for k, v in filters.items() if v not in (None, "")}
+        return self._list("/api/v1/audit/events", "events", params=params)
+
+    def audit_export(self, **filters: str | None) -> Iterator[str]:
+        """Every matching audit event as one JSON line (without the newline), streamed."""
+        params = {k: v for k, v in filters.items() if v}
+        try:
+            with self._http.stream("GET", "/api/v1/audit/export", params=params) as response:
+                if not response.is_success:
+                    response.read()
+                    raise_for_error(response)
+                for line in response.iter_lines():
+                    if line:
+                        yield line
+        except httpx.TransportError as exc:
+            raise errors.Unavailable(f"cannot reach slipway at {self.url}: {exc}") from None
+
+    def audit_verify(self) -> dict[str, Any]:
+        """The server's check of the chain and its checkpoints (``slipway audit verify``
+        runs the same check locally)."""
+        return self._call("GET", "/api/v1/audit/verify")

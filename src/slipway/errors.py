@@ -11,6 +11,7 @@ error shape, ``cli`` into a message and a non-zero exit).
     ├── NotFound                     404 not_found
     ├── Conflict                     409 conflict           duplicate name, wrong state
     ├── PayloadTooLarge              413 payload_too_large
+    ├── RateLimited                  429 rate_limited       with Retry-After
     ├── UnsafeArtifact               422 unsafe_artifact    pickle & co., external data
     ├── ArtifactIntegrityError       409 artifact_integrity hash mismatch on load
     ├── ModelLoadFailed              422 model_load_failed  flavor could not load the artifact
@@ -74,6 +75,16 @@ class Conflict(SlipwayError):
 class PayloadTooLarge(SlipwayError):
     code = "payload_too_large"
     status = 413
+
+
+class RateLimited(SlipwayError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int = 1, limit: str = "rps") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.limit = limit
 
 
 class UnsafeArtifact(SlipwayError):

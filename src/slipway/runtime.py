@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from slipway.access.principals import PrincipalService
+from slipway.access.ratelimit import RateLimiter
 from slipway.access.tokens import TokenService
 from slipway.artifacts.store import ArtifactStore
 from slipway.registry.models import ModelService
@@ -34,6 +36,8 @@ class Runtime:
     writer: RecordWriter
     inference: InferenceService
     tokens: TokenService
+    principals: PrincipalService
+    rate_limiter: RateLimiter
     draining: bool = field(default=False)
 
     @classmethod
@@ -61,6 +65,8 @@ class Runtime:
             writer=writer,
             inference=InferenceService(pool, writer, threads=settings.predict_threads),
             tokens=TokenService(engine),
+            principals=PrincipalService(engine),
+            rate_limiter=RateLimiter(settings.rate_limit_rps, settings.max_concurrent),
         )
 
     def close(self) -> None:

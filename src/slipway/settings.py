@@ -69,6 +69,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync_interval_s", float, 1.0, "How often a server re-reads endpoint deployments."),
     Setting("shutdown_grace_s", float, 30.0, "Time in-flight requests get after SIGTERM."),
     Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
+    Setting(
+        "auth",
+        bool,
+        True,
+        "Require tokens. Turning it off is refused unless the server listens on loopback.",
+    ),
+    Setting("rate_limit_rps", float, 0.0, "Default requests/s per token; 0 means unlimited."),
+    Setting("max_concurrent", int, 0, "Default concurrent requests per token; 0: unlimited."),
+    Setting(
+        "audit_dir",
+        str,
+        "",
+        "Where signed audit checkpoints and the signing key live, outside the store; "
+        "empty means $SLIPWAY_HOME/audit.",
+    ),
+    Setting("audit_checkpoint_events", int, 1000, "Write a checkpoint every N audit events."),
+    Setting("audit_checkpoint_s", float, 60.0, "...or every T seconds when events arrived."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -159,6 +176,12 @@ class Settings:
     @property
     def resolved_artifact_url(self) -> str:
         return str(self.artifact_url) or str(self.home_path / "artifacts")
+
+    @property
+    def resolved_audit_dir(self) -> Path:
+        return (
+            Path(str(self.audit_dir)).expanduser() if self.audit_dir else self.home_path / "audit"
+        )
 
     @property
     def server_url(self) -> str:

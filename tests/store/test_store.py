@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import UTC
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 
-from slipway.access.tokens import TokenService, issue_token
+from slipway.access.principals import bootstrap_admin
+from slipway.access.tokens import TokenService
 from slipway.artifacts.store import ArtifactStore
+from slipway.audit import Actor
 from slipway.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from slipway.registry.models import ModelService
 from slipway.registry.versions import VersionService
@@ -20,6 +23,8 @@ from slipway.serving.endpoints import EndpointService
 from slipway.serving.records import RecordWriter
 from slipway.store import transaction, upgrade
 from slipway.store.tables import metadata, prediction_records, tokens
+
+OPS = Actor("ops")
 
 
 def test_migrations_create_exactly_the_declared_schema(engine: Engine) -> None:
@@ -39,7 +44,7 @@ def test_model_lifecycle(models: ModelService) -> None:
     created = models.create(
         name="churn",
         owner="risk-team",
-        actor="admin",
+        actor=Actor("admin"),
         risk_tier="high",
         tags=["b", "a", "a"],
         runbook_url="https://x/rb",
@@ -49,36 +54,36 @@ def test_model_lifecycle(models: ModelService) -> None:
     got = models.get("churn")
     assert got.owner == "risk-team" and got.risk_tier == "high"
     assert got.created_at is not None and got.created_at.utcoffset() == UTC.utcoffset(None)
-    updated = models.update("churn", actor="admin", description="why", status="deprecated")
+    updated = models.update("churn", actor=Actor("admin"), description="why", status="deprecated")
     assert updated.description == "why" and updated.status == "deprecated"
-    retired = models.retire("churn", actor="admin")
+    retired = models.retire("churn", actor=Actor("admin"))
     assert retired.status == "retired"
     assert models.get("churn").status == "retired"  # nothing is deleted
     with pytest.raises(Conflict):
-        models.update("churn", actor="admin", description="again")
+        models.update("churn", actor=Actor("admin"), description="again")
 
 
 def test_model_names_are_unique_and_validated(models: ModelService) -> None:
-    models.create(name="m1", owner="o", actor="admin")
+    models.create(name="m1", owner="o", actor=Actor("admin"))
     with pytest.raises(Conflict):
-        models.create(name="m1", owner="o", actor="admin")
+        models.create(name="m1", owner="o", actor=Actor("admin"))
     with pytest.raises(ValidationFailed) as bad:
-        models.create(name="Bad Name", owner="o", actor="admin")
+        models.create(name="Bad Name", owner="o", actor=Actor("admin"))
     assert bad.value.details[0]["field"] == "name"
     with pytest.raises(ValidationFailed) as no_owner:
-        models.create(name="m2", owner=" ", actor="admin")
+        models.create(name="m2", owner=" ", actor=Actor("admin"))
     assert no_owner.value.details[0]["field"] == "owner"
     with pytest.raises(ValidationFailed):
-        models.create(name="m3", owner="o", actor="admin", risk_tier="extreme")
+        models.create(name="m3", owner="o", actor=Actor("admin"), risk_tier="extreme")
     with pytest.raises(NotFound):
         models.get("nope")
 
 
 def test_model_filters(models: ModelService) -> None:
-    models.create(name="fraud-a", owner="team-x", actor="admin", tags=["fraud"])
-    models.create(name="fraud-b", owner="team-y", actor="admin", tags=["fraud", "eu"])
-    models.create(name="churn", owner="team-x", actor="admin")
-    models.retire("churn", actor="admin")
+    models.create(name="fraud-a", owner="team-x", actor=Actor("admin"), tags=["fraud"])
+    models.create(name="fraud-b", owner="team-y", actor=Actor("admin"), tags=["fraud", "eu"])
+    models.create(name="churn", owner="team-x", actor=Actor("admin"))
+    models.retire("churn", actor=Actor("admin"))
     assert [m.name for m in models.list()] == ["churn", "fraud-a", "fraud-b"]
     assert [m.name for m in models.list(name="fraud")] == ["fraud-a", "fraud-b"]
     assert [m.name for m in models.list(tag="eu")] == ["fraud-b"]
@@ -96,7 +101,7 @@ def _register(versions: VersionService, artifacts: ArtifactStore, iris: tuple, *
         flavor="sklearn",
         signature=signature,
         example_rows=rows,
-        actor="dev",
+        actor=Actor("dev"),
         **kw,
     )
 
@@ -104,7 +109,7 @@ def _register(versions: VersionService, artifacts: ArtifactStore, iris: tuple, *
 def test_versions_are_numbered_per_model_and_keep_lineage(
     models: ModelService, versions: VersionService, artifacts: ArtifactStore, iris_skops: tuple
 ) -> None:
-    models.create(name="iris", owner="o", actor="admin")
+    models.create(name="iris", owner="o", actor=Actor("admin"))
     lineage = {
         "training_data": {"sha256": "a" * 64, "rows": 150, "columns": ["a", "b"]},
         "code": {"git_commit": "abc123", "dirty": True},
@@ -119,9 +124,9 @@ def test_versions_are_numbered_per_model_and_keep_lineage(
     assert v1.lineage["metrics"] == {"accuracy": 0.97} and v1.lineage["code"]["dirty"] is True
     assert v1.library_versions["scikit-learn"]
     assert v1.artifact_sha256 == v2.artifact_sha256  # content-addressed: stored once
-    ready = versions.set_status(v1, "ready")
+    ready = versions.set_status(v1, "ready", actor=OPS)
     assert ready.status == "ready"
-    failed = versions.set_status(v2, "failed", "smoke test: boom")
+    failed = versions.set_status(v2, "failed", "smoke test: boom", actor=OPS)
     assert versions.get("iris", 2).status_reason == "smoke test: boom"
     assert versions.get_by_id(failed.id).number == 2
     assert [v.number for v in versions.list("iris", status="ready")] == [1]
@@ -134,7 +139,7 @@ def test_versions_are_numbered_per_model_and_keep_lineage(
 def test_version_registration_validates_inputs(
     models: ModelService, versions: VersionService, artifacts: ArtifactStore, iris_skops: tuple
 ) -> None:
-    models.create(name="iris", owner="o", actor="admin")
+    models.create(name="iris", owner="o", actor=Actor("admin"))
     data, signature, rows = iris_skops
     sha = artifacts.put_bytes(data).sha256
     with pytest.raises(ValidationFailed) as no_rows:
@@ -144,7 +149,7 @@ def test_version_registration_validates_inputs(
             flavor="sklearn",
             signature=signature,
             example_rows=[],
-            actor="dev",
+            actor=Actor("dev"),
         )
     assert no_rows.value.details[0]["field"] == "example_rows"
     with pytest.raises(ValidationFailed) as bad_row:
@@ -154,7 +159,7 @@ def test_version_registration_validates_inputs(
             flavor="sklearn",
             signature=signature,
             example_rows=[{"a": 1.0}],
-            actor="dev",
+            actor=Actor("dev"),
         )
     assert bad_row.value.details[0]["field"] == "b"
     with pytest.raises(ValidationFailed) as bad_flavor:
@@ -164,7 +169,7 @@ def test_version_registration_validates_inputs(
             flavor="tensorflow",
             signature=signature,
             example_rows=rows,
-            actor="dev",
+            actor=Actor("dev"),
         )
     assert bad_flavor.value.details[0]["field"] == "flavor"
     with pytest.raises(NotFound):
@@ -174,9 +179,9 @@ def test_version_registration_validates_inputs(
             flavor="sklearn",
             signature=signature,
             example_rows=rows,
-            actor="dev",
+            actor=Actor("dev"),
         )
-    models.retire("iris", actor="admin")
+    models.retire("iris", actor=Actor("admin"))
     with pytest.raises(Conflict):
         versions.register(
             "iris",
@@ -184,14 +189,14 @@ def test_version_registration_validates_inputs(
             flavor="sklearn",
             signature=signature,
             example_rows=rows,
-            actor="dev",
+            actor=Actor("dev"),
         )
 
 
 def test_concurrent_registrations_get_distinct_numbers(
     models: ModelService, versions: VersionService, artifacts: ArtifactStore, iris_skops: tuple
 ) -> None:
-    models.create(name="iris", owner="o", actor="admin")
+    models.create(name="iris", owner="o", actor=Actor("admin"))
     numbers: list[int] = []
     errors: list[BaseException] = []
 
@@ -217,15 +222,15 @@ def test_deploy_switches_versions_and_remembers_the_previous_one(
     artifacts: ArtifactStore,
     iris_skops: tuple,
 ) -> None:
-    models.create(name="iris", owner="o", actor="admin")
-    v1 = versions.set_status(_register(versions, artifacts, iris_skops), "ready")
+    models.create(name="iris", owner="o", actor=Actor("admin"))
+    v1 = versions.set_status(_register(versions, artifacts, iris_skops), "ready", actor=OPS)
     v2 = _register(versions, artifacts, iris_skops)
     with pytest.raises(Conflict):  # registered, not yet ready
-        endpoints.deploy("iris-prod", model="iris", version=2, actor="ops")
-    first = endpoints.deploy("iris-prod", model="iris", version=1, actor="ops")
+        endpoints.deploy("iris-prod", model="iris", version=2, actor=Actor("ops"))
+    first = endpoints.deploy("iris-prod", model="iris", version=1, actor=Actor("ops"))
     assert (first.version, first.previous_version, first.generation) == (1, None, 1)
-    versions.set_status(v2, "ready")
-    second = endpoints.deploy("iris-prod", model="iris", version=2, actor="ops")
+    versions.set_status(v2, "ready", actor=OPS)
+    second = endpoints.deploy("iris-prod", model="iris", version=2, actor=Actor("ops"))
     assert (second.version, second.previous_version, second.generation) == (2, 1, 2)
     assert endpoints.pool.get("iris-prod").version.id == versions.get("iris", 2).id
     assert [e.name for e in endpoints.list()] == ["iris-prod"]
@@ -244,14 +249,14 @@ def test_a_second_process_follows_deployments_by_sync(
 ) -> None:
     from slipway.serving.pool import PredictorPool
 
-    models.create(name="iris", owner="o", actor="admin")
-    versions.set_status(_register(versions, artifacts, iris_skops), "ready")
-    versions.set_status(_register(versions, artifacts, iris_skops), "ready")
+    models.create(name="iris", owner="o", actor=Actor("admin"))
+    versions.set_status(_register(versions, artifacts, iris_skops), "ready", actor=OPS)
+    versions.set_status(_register(versions, artifacts, iris_skops), "ready", actor=OPS)
     other = EndpointService(engine, versions, PredictorPool(artifacts))  # another worker
-    endpoints.deploy("e", model="iris", version=1, actor="ops")
+    endpoints.deploy("e", model="iris", version=1, actor=Actor("ops"))
     other.sync()
     assert other.pool.get("e").version.number == 1
-    endpoints.deploy("e", model="iris", version=2, actor="ops")
+    endpoints.deploy("e", model="iris", version=2, actor=Actor("ops"))
     other.sync()
     assert other.pool.get("e").version.number == 2
 
@@ -312,10 +317,10 @@ def _record(rid: str) -> dict:
 
 
 def test_tokens_resolve_by_hash_and_stop_when_revoked(engine: Engine) -> None:
-    secret, info = issue_token(engine, principal="admin", role="admin")
+    secret = bootstrap_admin(engine)
     service = TokenService(engine, refresh_s=0)
     resolved = service.resolve(secret)
-    assert resolved is not None and resolved.id == info.id
+    assert resolved is not None and resolved.principal == "admin"
     assert service.resolve(secret[:-1] + ("x" if secret[-1] != "x" else "y")) is None
     with engine.connect() as conn:
         stored = conn.execute(select(tokens.c.token_sha256)).scalar_one()
@@ -328,8 +333,45 @@ def test_tokens_resolve_by_hash_and_stop_when_revoked(engine: Engine) -> None:
 
 
 def test_retirement_is_final(models: ModelService) -> None:
-    models.create(name="old", owner="o", actor="admin")
-    models.retire("old", actor="admin")
+    models.create(name="old", owner="o", actor=Actor("admin"))
+    models.retire("old", actor=Actor("admin"))
     with pytest.raises(Conflict):
-        models.update("old", actor="admin", status="active")
-    assert models.retire("old", actor="admin").status == "retired"  # idempotent
+        models.update("old", actor=Actor("admin"), status="active")
+    assert models.retire("old", actor=Actor("admin")).status == "retired"  # idempotent
+
+
+def test_every_control_action_is_audited_in_its_own_transaction(
+    engine: Engine,
+    models: ModelService,
+    versions: VersionService,
+    endpoints: EndpointService,
+    artifacts: ArtifactStore,
+    iris_skops: tuple,
+    tmp_path: Path,
+) -> None:
+    from slipway.audit.verify import verify
+    from slipway.store.tables import audit_events
+
+    admin = Actor("alice", "tok1", "req1")
+    models.create(name="iris", owner="o", actor=admin)
+    with pytest.raises(Conflict):  # the failed change leaves no event behind
+        models.create(name="iris", owner="o", actor=admin)
+    v = _register(versions, artifacts, iris_skops)
+    versions.set_status(v, "ready", actor=OPS)
+    endpoints.deploy("e", model="iris", version=1, actor=OPS)
+    models.update("iris", actor=admin, description="d")
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_events).order_by(audit_events.c.seq)).all()
+    assert [(r.action, r.target) for r in rows] == [
+        ("model.create", "iris"),
+        ("version.register", "iris/1"),
+        ("version.ready", "iris/1"),
+        ("endpoint.deploy", "e"),
+        ("model.update", "iris"),
+    ]
+    first = rows[0]
+    assert (first.actor, first.token_id, first.request_id) == ("alice", "tok1", "req1")
+    assert rows[-1].before["description"] == "" and rows[-1].after["description"] == "d"
+    assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
+    report = verify(engine, tmp_path / "no-checkpoints-yet")
+    assert report.ok and report.events == 5 and report.unverified_tail == 5

@@ -1,13 +1,16 @@
-"""Who may call: tokens (and, with the security issue, principals, roles and grants)."""
+"""Who may call: principals, tokens, roles and grants, rate limits."""
 
-from slipway.access.authz import Permission, Principal, authorize
-from slipway.access.tokens import TokenService, issue_token, token_looks_valid
+from slipway.access.authz import Grant, Permission, Principal, authorize
+from slipway.access.principals import PrincipalService, bootstrap_admin
+from slipway.access.tokens import TokenService, token_looks_valid
 
 __all__ = [
+    "Grant",
     "Permission",
     "Principal",
+    "PrincipalService",
     "TokenService",
     "authorize",
-    "issue_token",
+    "bootstrap_admin",
     "token_looks_valid",
 ]

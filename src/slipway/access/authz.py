@@ -1,12 +1,24 @@
-"""The authorization seam: every route declares the permission it needs.
+"""Roles, grants and the one authorization decision.
 
-The spine has one role, ``admin``, held by the bootstrap token. The security issue
-adds roles and scoped grants here without touching the routes.
+Every route declares the permission it needs (``api/auth.require``). A principal holds
+grants — a role, globally or on one model or one endpoint — and a token may narrow them
+further with scopes. A request is allowed when some grant's role includes the
+permission, the grant's scope covers the request's target, and the token's scopes (if
+any) include the permission. Everything else is denied.
+
+    role        permissions
+    viewer      model:read endpoint:read prediction:read metrics:read
+    developer   viewer + model:write version:register
+    approver    viewer (+ approval decisions, with governance)
+    operator    viewer + endpoint:deploy
+    predictor   predict                      (what service accounts get, per endpoint)
+    admin       every permission
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from slipway.errors import Forbidden
@@ -21,22 +33,96 @@ class Permission(StrEnum):
     PREDICT = "predict"
     PREDICTION_READ = "prediction:read"
     METRICS_READ = "metrics:read"
+    AUDIT_READ = "audit:read"
+    PRINCIPAL_MANAGE = "principal:manage"
 
 
+# What kind of object a permission's target is, so a scoped grant can be matched
+# against the route's path parameter. None: the permission has no per-object target.
+TARGET_KIND: dict[Permission, str | None] = {
+    Permission.MODEL_READ: "model",
+    Permission.MODEL_WRITE: "model",
+    Permission.VERSION_REGISTER: "model",
+    Permission.ENDPOINT_READ: "endpoint",
+    Permission.ENDPOINT_DEPLOY: "endpoint",
+    Permission.PREDICT: "endpoint",
+    Permission.PREDICTION_READ: "endpoint",
+    Permission.METRICS_READ: None,
+    Permission.AUDIT_READ: None,
+    Permission.PRINCIPAL_MANAGE: None,
+}
+
+_VIEWER = frozenset(
+    {
+        Permission.MODEL_READ,
+        Permission.ENDPOINT_READ,
+        Permission.PREDICTION_READ,
+        Permission.METRICS_READ,
+    }
+)
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "viewer": _VIEWER,
+    "developer": _VIEWER | {Permission.MODEL_WRITE, Permission.VERSION_REGISTER},
+    "approver": _VIEWER,
+    "operator": _VIEWER | {Permission.ENDPOINT_DEPLOY},
+    "predictor": frozenset({Permission.PREDICT}),
     "admin": frozenset(Permission),
 }
+ROLES = tuple(ROLE_PERMISSIONS)
+# Routes with no object in the path (list, artifact upload) that a scoped grant may use.
+# Creating a model is not among them: a grant cannot be scoped to what does not exist.
+_COLLECTION_OK = frozenset(
+    {
+        Permission.MODEL_READ,
+        Permission.ENDPOINT_READ,
+        Permission.PREDICTION_READ,
+        Permission.VERSION_REGISTER,
+    }
+)
+SCOPE_KINDS = ("global", "model", "endpoint")
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: str
+    scope_kind: str = "global"
+    scope_name: str | None = None
+
+    def covers(self, permission: Permission, target: str | None) -> bool:
+        if permission not in ROLE_PERMISSIONS.get(self.role, frozenset()):
+            return False
+        if self.scope_kind == "global":
+            return True
+        kind = TARGET_KIND.get(permission)
+        if target is None:
+            return permission in _COLLECTION_OK and kind == self.scope_kind
+        return kind == self.scope_kind and target == self.scope_name
 
 
 @dataclass(frozen=True)
 class Principal:
+    """The caller of one request, as resolved from its token."""
+
     name: str
-    role: str
-    token_id: str
+    token_id: str | None
+    grants: tuple[Grant, ...] = ()
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    def can(self, permission: Permission, target: str | None = None) -> bool:
+        if self.scopes and permission.value not in self.scopes:
+            return False
+        return any(g.covers(permission, target) for g in self.grants)
 
 
 def authorize(principal: Principal, permission: Permission, target: str | None = None) -> None:
-    """Raise Forbidden unless ``principal`` holds ``permission`` (on ``target``)."""
-    allowed = ROLE_PERMISSIONS.get(principal.role, frozenset())
-    if permission not in allowed:
-        raise Forbidden(f"{permission.value} is not granted" + (f" on {target}" if target else ""))
+    """Raise Forbidden unless ``principal`` may do ``permission`` (on ``target``)."""
+    if not principal.can(permission, target):
+        where = f" on {TARGET_KIND.get(permission)} {target!r}" if target else ""
+        raise Forbidden(f"{principal.name} lacks {permission.value}{where}")
+
+
+def permissions_of(roles: Iterable[str]) -> frozenset[Permission]:
+    out: frozenset[Permission] = frozenset()
+    for role in roles:
+        out |= ROLE_PERMISSIONS.get(role, frozenset())
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import Depends, FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,7 +18,9 @@ from slipway.api.auth import require
 from slipway.api.errors import install_error_handlers
 from slipway.api.middleware import RequestContext
 from slipway.api.routes import (
+    access,
     artifacts,
+    audit,
     endpoints,
     health,
     models,
@@ -27,20 +29,46 @@ from slipway.api.routes import (
     v2,
     versions,
 )
+from slipway.audit.checkpoints import Checkpointer
 from slipway.runtime import Runtime
 from slipway.settings import Settings
 
 log = logging.getLogger("slipway.server")
 
 
-async def _sync_forever(runtime: Runtime) -> None:
-    """Follow deployments made by other workers (and retry broken loads on redeploy)."""
+async def _every(seconds: float, job: Callable[[], object], what: str) -> None:
+    """Run ``job`` on a thread every ``seconds``; log failures and keep going.
+
+    The same failure repeating (a store that is down, a tampered audit chain) is logged
+    once a minute, not every round."""
+    last_error, last_logged = "", 0.0
     while True:
-        await asyncio.sleep(runtime.settings.sync_interval_s)
+        await asyncio.sleep(seconds)
         try:
-            await run_in_threadpool(runtime.endpoints.sync)
-        except Exception:
-            log.exception("endpoint sync failed; will retry")
+            await run_in_threadpool(job)
+            last_error = ""
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            now = asyncio.get_running_loop().time()
+            if error != last_error or now - last_logged >= 60:
+                log.exception("%s failed; will retry", what)
+                last_error, last_logged = error, now
+
+
+def _housekeeping(rt: Runtime) -> list[asyncio.Task[None]]:
+    checkpointer = Checkpointer(
+        rt.engine,
+        rt.settings.resolved_audit_dir,
+        every_events=rt.settings.audit_checkpoint_events,
+        every_s=rt.settings.audit_checkpoint_s,
+    )
+    jobs: list[tuple[float, Callable[[], object], str]] = [
+        # Follow deployments made by other workers (and restarts).
+        (rt.settings.sync_interval_s, rt.endpoints.sync, "endpoint sync"),
+        (1.0, checkpointer.maybe_write, "audit checkpoint"),
+        (10.0, rt.tokens.flush_last_used, "token last-used flush"),
+    ]
+    return [asyncio.create_task(_every(s, job, what)) for s, job, what in jobs]
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -55,15 +83,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.runtime = rt
         await rt.writer.start()
         await run_in_threadpool(rt.endpoints.sync)
-        syncer = asyncio.create_task(_sync_forever(rt))
+        tasks = _housekeeping(rt)
         try:
             yield
         finally:
             rt.draining = True
-            syncer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await syncer
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await rt.writer.stop()
+            await run_in_threadpool(rt.tokens.flush_last_used)
             rt.close()
 
     app = FastAPI(
@@ -74,7 +105,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         redoc_url=None,
     )
     install_error_handlers(app)
-    for module in (health, models, artifacts, versions, endpoints, predictions, predict, v2):
+    for module in (
+        health,
+        models,
+        artifacts,
+        versions,
+        endpoints,
+        predictions,
+        predict,
+        v2,
+        access,
+        audit,
+    ):
         app.include_router(module.router)
 
     @app.get("/metrics", tags=["health"])

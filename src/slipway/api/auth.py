@@ -1,23 +1,35 @@
-"""Authentication and the per-route permission declaration.
+"""Authentication, rate limits and the per-route permission declaration.
 
 Every route but health declares ``Depends(require(Permission.X))``. ``require`` returns a
 dependency marked with the permission, so a test can walk the routes and fail on any
-route that declares none (default deny).
+route that declares none (default deny). Failed authentication and denied authorization
+are security events: counted on /metrics and written to the audit log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
-from slipway.access.authz import Permission, Principal, authorize
-from slipway.errors import Unauthenticated
+from slipway.access.authz import Grant, Permission, Principal
+from slipway.api.errors import request_id_of
+from slipway.audit import Actor, append
+from slipway.errors import Forbidden, RateLimited, Unauthenticated
+from slipway.metrics import AUTH_FAILURES, AUTHZ_DENIED, RATE_LIMITED
 from slipway.runtime import Runtime
+from slipway.store.engine import transaction
+
+log = logging.getLogger("slipway.access")
 
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/openapi.json"}
 )
+# With SLIPWAY_AUTH=false (loopback only) every caller acts as this local admin.
+LOCAL_ADMIN = Principal("local", None, (Grant("admin"),))
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -25,24 +37,86 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-def authenticate(request: Request) -> Principal:
+def actor_of(request: Request) -> Actor:
+    """The audited identity of this request's caller."""
+    principal: Principal = request.state.principal
+    return Actor(principal.name, principal.token_id, request_id_of(request))
+
+
+async def _security_event(request: Request, actor: Actor, action: str, reason: str) -> None:
+    runtime = runtime_of(request)
+
+    def write() -> None:
+        with transaction(runtime.engine) as conn:
+            append(
+                conn,
+                actor,
+                action,
+                target_kind="request",
+                target=f"{request.method} {request.url.path}"[:256],
+                reason=reason,
+            )
+
+    try:
+        await run_in_threadpool(write)
+    except Exception:  # a full or down store must not turn a 401 into a 500
+        log.exception("could not audit %s (request %s)", action, request_id_of(request))
+
+
+async def authenticate(request: Request) -> tuple[Principal, Any]:
+    """The caller, and its token info (None when authentication is off)."""
+    runtime = runtime_of(request)
+    if not runtime.settings.auth:
+        return LOCAL_ADMIN, None
     raw = request.headers.get("authorization", "")
     scheme, _, token = raw.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthenticated("missing bearer token (Authorization: Bearer slw_...)")
-    info = runtime_of(request).tokens.resolve(token.strip())
+    reason = ""
+    info = None
+    if scheme.lower() != "bearer" or not token.strip():
+        reason = "missing"
+    else:
+        info = runtime.tokens.resolve(token.strip())
+        if info is None:
+            reason = "invalid"
     if info is None:
-        raise Unauthenticated("invalid or revoked token")
-    return Principal(name=info.principal, role=info.role, token_id=info.id)
+        AUTH_FAILURES.labels(reason=reason).inc()
+        await _security_event(
+            request,
+            Actor("anonymous", None, request_id_of(request)),
+            "auth.failed",
+            f"{reason} token",
+        )
+        if reason == "missing":
+            raise Unauthenticated("missing bearer token (Authorization: Bearer slw_...)")
+        raise Unauthenticated("invalid, expired or revoked token")
+    return info.as_principal(), info
 
 
-def require(permission: Permission) -> Callable[[Request], Awaitable[Principal]]:
-    async def dependency(request: Request) -> Principal:
-        principal = authenticate(request)
-        target = request.path_params.get("name") or request.path_params.get("endpoint")
-        authorize(principal, permission, target)
+def require(permission: Permission) -> Callable[[Request], AsyncIterator[Principal]]:
+    async def dependency(request: Request) -> AsyncIterator[Principal]:
+        principal, info = await authenticate(request)
         request.state.principal = principal
-        return principal
+        target = request.path_params.get("name") or request.path_params.get("endpoint")
+        if not principal.can(permission, target):
+            AUTHZ_DENIED.labels(permission=permission.value).inc()
+            where = f" on {target!r}" if target else ""
+            await _security_event(
+                request, actor_of(request), "authz.denied", f"lacks {permission.value}{where}"
+            )
+            raise Forbidden(f"{principal.name} lacks {permission.value}{where}")
+        lease = None
+        if info is not None:
+            limiter = runtime_of(request).rate_limiter
+            try:
+                lease = limiter.acquire(info.id, info.rate_limit_rps, info.max_concurrent)
+            except RateLimited as exc:
+                RATE_LIMITED.labels(limit=exc.limit).inc()
+                raise
+        try:
+            yield principal
+        finally:
+            if lease is not None:
+                lease.release()
 
     dependency.permission = permission  # type: ignore[attr-defined]
     return dependency

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from slipway.cli import endpoint, model, predict, setup
+from slipway.cli import access, audit, endpoint, model, predict, setup
 from slipway.cli.output import err_console
 from slipway.errors import SlipwayError
 
@@ -30,6 +30,10 @@ app.command("settings")(setup.show_settings)
 app.command("predict")(predict.predict)
 app.add_typer(model.app, name="model")
 app.add_typer(endpoint.app, name="endpoint")
+app.add_typer(access.principal_app, name="principal")
+app.add_typer(access.token_app, name="token")
+app.add_typer(access.grant_app, name="grant")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

@@ -38,10 +38,10 @@ def run_demo(url: str, token: str, home: str) -> None:
                 description="slipway demo: iris species from flower measurements",
             )
         metrics = version["lineage"].get("metrics", {})
+        accuracy = metrics.get("accuracy", float("nan"))
         console.print(
-            f"registered [bold]iris v{version['number']}[/bold]: status {version['status']}, "
-            f"artifact sha256 {version['artifact_sha256'][:12]}..., "
-            f"accuracy {metrics.get('accuracy', float('nan')):.3f} on held-out data"
+            f"registered [bold]iris v{version['number']}[/bold] ({version['status']}), "
+            f"held-out accuracy {accuracy:.3f}, sha256 {version['artifact_sha256'][:12]}"
         )
         with console.status("deploying to endpoint 'iris'..."):
             client.deploy("iris", model="iris", version=version["number"])
@@ -51,21 +51,20 @@ def run_demo(url: str, token: str, home: str) -> None:
         answer = client.predict("iris", rows)
         shown: list[dict[str, Any]] = []
         for row, pred, truth in zip(rows, answer["predictions"], y_test[:5], strict=True):
-            probs = pred["probabilities"]
             shown.append(
                 {
-                    **row,
+                    "measurements (cm)": ", ".join(f"{v:g}" for v in row.values()),
                     "prediction": pred["prediction"],
-                    "p": f"{probs[pred['prediction']]:.3f}",
+                    "probability": f"{pred['probabilities'][pred['prediction']]:.3f}",
                     "actual": str(truth),
-                    "id": pred["id"],
                 }
             )
         table(
             shown,
-            [*FEATURES, "prediction", "p", "actual", "id"],
+            ["measurements (cm)", "prediction", "probability", "actual"],
             "real predictions from the running server",
         )
+        console.print(f"each row has a prediction id, e.g. {answer['predictions'][0]['id']}")
 
         v2 = client.infer(
             "iris",

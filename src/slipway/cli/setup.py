@@ -14,7 +14,7 @@ import typer
 
 from slipway.cli import output
 from slipway.cli.common import JSON_OPTION, token_file
-from slipway.errors import SlipwayError, Unavailable
+from slipway.errors import Forbidden, SlipwayError, Unavailable
 from slipway.settings import SETTINGS, Settings
 
 
@@ -24,25 +24,35 @@ def init(
     ),
 ) -> None:
     """Create the store (run migrations) and the first admin token, shown once."""
-    from slipway.access.tokens import has_tokens, issue_token
-    from slipway.store import open_engine, upgrade
-
     s = Settings()
-    s.home_path.mkdir(parents=True, exist_ok=True)
-    engine = open_engine(s.resolved_database_url)
-    upgrade(engine)
-    if has_tokens(engine):
+    token = _bootstrap(s)
+    if token is None:
         output.console.print(f"slipway is already initialized at {s.home} (store migrated).")
-        engine.dispose()
         return
-    token, _ = issue_token(engine, principal="admin", role="admin")
-    engine.dispose()
     if save_token:
         _write_private(token_file(s), token)
     output.console.print(f"initialized slipway at {s.home}")
     output.console.print("admin token (shown once; store it in a secret manager):")
     print(token)
     output.console.print(f"\nexport SLIPWAY_TOKEN={token[:8]}...  # the full token above")
+
+
+def _bootstrap(s: Settings) -> str | None:
+    """Migrate the store, create the audit signing key and, on a new store, the first
+    admin; returns that admin's token (to show once) or None if one existed."""
+    from slipway.access.principals import bootstrap_admin
+    from slipway.access.tokens import has_tokens
+    from slipway.audit.checkpoints import ensure_signing_key
+    from slipway.store import open_engine, upgrade
+
+    s.home_path.mkdir(parents=True, exist_ok=True)
+    ensure_signing_key(s.resolved_audit_dir)
+    engine = open_engine(s.resolved_database_url)
+    try:
+        upgrade(engine)
+        return None if has_tokens(engine) else bootstrap_admin(engine)
+    finally:
+        engine.dispose()
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -63,15 +73,22 @@ def server(
 
     from slipway.access.tokens import has_tokens
     from slipway.api.app import create_app
+    from slipway.audit.checkpoints import ensure_signing_key
     from slipway.runtime import Runtime
 
     s = Settings({"host": host, "port": port})
+    if not s.auth and not _is_loopback(s.host):
+        raise Forbidden(
+            f"refusing to listen on {s.host} with authentication disabled "
+            "(SLIPWAY_AUTH=false is for 127.0.0.1 / ::1 only)"
+        )
     logging.basicConfig(
         level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # One native thread per model call: the server already runs calls concurrently, and
     # oversubscribed OpenMP pools collapse throughput (DESIGN.md §7).
     threadpool_limits(1)
+    ensure_signing_key(s.resolved_audit_dir)
     runtime = Runtime.from_settings(s)
     if not has_tokens(runtime.engine):
         runtime.close()
@@ -98,6 +115,17 @@ def server(
                 captured.clear()
 
     DrainingServer(config).run()
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def show_settings(as_json: bool = JSON_OPTION) -> None:
@@ -129,17 +157,10 @@ def demo(
     from slipway.cli.demo import run_demo
 
     s = Settings()
-    s.home_path.mkdir(parents=True, exist_ok=True)
-    from slipway.access.tokens import has_tokens, issue_token
-    from slipway.store import open_engine, upgrade
-
-    engine = open_engine(s.resolved_database_url)
-    upgrade(engine)
     tfile = token_file(s)
-    if not has_tokens(engine):
-        token, _ = issue_token(engine, principal="admin", role="admin")
-        _write_private(tfile, token)
-    engine.dispose()
+    new_token = _bootstrap(s)
+    if new_token is not None:
+        _write_private(tfile, new_token)
     token = s.token or (tfile.read_text().strip() if tfile.is_file() else "")
     if not token:
         raise Unavailable(f"{s.home} is initialized but no token is at hand: set SLIPWAY_TOKEN")

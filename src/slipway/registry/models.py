@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, select
 from sqlalchemy.exc import IntegrityError
 
+from slipway.audit import Actor, append
 from slipway.errors import Conflict, NotFound, ValidationFailed
 from slipway.ids import new_id, utcnow
 from slipway.store.engine import transaction
@@ -106,7 +107,7 @@ class ModelService:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def create(self, *, name: str, owner: str, actor: str, **fields: Any) -> Model:
+    def create(self, *, name: str, owner: str, actor: Actor, **fields: Any) -> Model:
         check_slug(name)
         values = _check_fields({"owner": owner, **fields})
         values.pop("status", None)  # a model starts active
@@ -114,7 +115,7 @@ class ModelService:
         row = {
             "id": new_id(),
             "name": name,
-            "created_by": actor,
+            "created_by": actor.name,
             "created_at": now,
             "updated_at": now,
             "description": "",
@@ -130,9 +131,18 @@ class ModelService:
         try:
             with transaction(self.engine) as conn:
                 conn.execute(models.insert().values(**row))
+                created = Model(**row)
+                append(
+                    conn,
+                    actor,
+                    "model.create",
+                    target_kind="model",
+                    target=name,
+                    after=created.to_dict(),
+                )
         except IntegrityError:
             raise Conflict(f"model {name!r} already exists") from None
-        return Model(**row)
+        return created
 
     def get(self, name: str) -> Model:
         with self.engine.connect() as conn:
@@ -161,21 +171,33 @@ class ModelService:
         # Tags are a JSON list; filtering in Python keeps one code path for both backends.
         return [m for m in found if tag in m.tags] if tag else found
 
-    def update(self, name: str, *, actor: str, **fields: Any) -> Model:
+    def update(self, name: str, *, actor: Actor, **fields: Any) -> Model:
         values = _check_fields(fields)
         current = self.get(name)
         if current.status == "retired":
             # Retirement is final: the entry stays for the record, unchanged.
             raise Conflict(f"model {name!r} is retired")
+        action = "model.retire" if values.get("status") == "retired" else "model.update"
         with transaction(self.engine) as conn:
             conn.execute(
                 models.update()
                 .where(models.c.id == current.id)
                 .values(**values, updated_at=utcnow())
             )
-        return self.get(name)
+            row = conn.execute(select(models).where(models.c.id == current.id)).one()
+            updated = Model.from_row(row)
+            append(
+                conn,
+                actor,
+                action,
+                target_kind="model",
+                target=name,
+                before=current.to_dict(),
+                after=updated.to_dict(),
+            )
+        return updated
 
-    def retire(self, name: str, *, actor: str) -> Model:
+    def retire(self, name: str, *, actor: Actor) -> Model:
         current = self.get(name)
         if current.status == "retired":
             return current

@@ -17,13 +17,14 @@ from sqlalchemy.exc import IntegrityError
 
 from slipway.artifacts.flavors import LoadSpec, get_flavor
 from slipway.artifacts.store import ArtifactStore
+from slipway.audit import Actor, append
 from slipway.contracts.signature import Signature
 from slipway.errors import Conflict, NotFound, ValidationFailed
 from slipway.ids import new_id, utcnow
 from slipway.registry.lineage import check_lineage
 from slipway.registry.models import ModelService
 from slipway.store.engine import transaction
-from slipway.store.tables import versions
+from slipway.store.tables import models, versions
 
 VERSION_STATUSES = ("registered", "ready", "failed", "retired")
 MAX_EXAMPLE_ROWS = 100
@@ -87,7 +88,7 @@ class VersionService:
         flavor: str,
         signature: Mapping[str, Any],
         example_rows: list[dict[str, Any]],
-        actor: str,
+        actor: Actor,
         lineage: Mapping[str, Any] | None = None,
         trusted_types: list[str] | None = None,
         description: str = "",
@@ -122,42 +123,66 @@ class VersionService:
         libs.update(flavor_impl.library_versions())
         now = utcnow()
         for _attempt in range(5):
-            with transaction(self.engine) as conn:
-                number = (
-                    conn.execute(
-                        select(func.coalesce(func.max(versions.c.number), 0)).where(
-                            versions.c.model_id == model.id
-                        )
-                    ).scalar_one()
-                    + 1
+            try:
+                number = self._insert(
+                    model.id,
+                    model_name,
+                    actor,
+                    now,
+                    artifact_sha256=artifact_sha256,
+                    artifact_size=len(data),
+                    flavor=flavor,
+                    library_versions=libs,
+                    signature=sig.to_dict(),
+                    trusted_types=trusted,
+                    example_rows=example_rows,
+                    lineage=clean_lineage,
+                    description=description,
                 )
-                row = {
-                    "id": new_id(),
-                    "model_id": model.id,
-                    "number": number,
-                    "artifact_sha256": artifact_sha256,
-                    "artifact_size": len(data),
-                    "flavor": flavor,
-                    "library_versions": libs,
-                    "signature": sig.to_dict(),
-                    "trusted_types": trusted,
-                    "example_rows": example_rows,
-                    "lineage": clean_lineage,
-                    "description": description,
-                    "status": "registered",
-                    "status_reason": "",
-                    "created_by": actor,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                try:
-                    conn.execute(versions.insert().values(**row))
-                except IntegrityError:
-                    continue  # a concurrent registration took this number; take the next
+            except IntegrityError:
+                continue  # a concurrent registration took this number; take the next
             return self.get(model_name, number)
         raise Conflict("could not allocate a version number; retry")
 
-    def set_status(self, version: Version, status: str, reason: str = "") -> Version:
+    def _insert(self, model_id: str, model_name: str, actor: Actor, now: Any, **fields: Any) -> int:
+        with transaction(self.engine) as conn:
+            # Lock the model row first: registrations of one model then take numbers one
+            # after another instead of colliding (SQLite's write lock already does this).
+            conn.execute(select(models.c.id).where(models.c.id == model_id).with_for_update()).one()
+            number = (
+                conn.execute(
+                    select(func.coalesce(func.max(versions.c.number), 0)).where(
+                        versions.c.model_id == model_id
+                    )
+                ).scalar_one()
+                + 1
+            )
+            row = {
+                "id": new_id(),
+                "model_id": model_id,
+                "number": number,
+                **fields,
+                "status": "registered",
+                "status_reason": "",
+                "created_by": actor.name,
+                "created_at": now,
+                "updated_at": now,
+            }
+            conn.execute(versions.insert().values(**row))
+            summary = {k: v for k, v in row.items() if k not in ("example_rows", "model_id")}
+            append(
+                conn,
+                actor,
+                "version.register",
+                target_kind="version",
+                target=f"{model_name}/{number}",
+                after=summary,
+            )
+        return int(number)
+
+    def set_status(
+        self, version: Version, status: str, reason: str = "", *, actor: Actor
+    ) -> Version:
         if status not in VERSION_STATUSES:
             raise ValidationFailed.field("status", f"must be one of {', '.join(VERSION_STATUSES)}")
         with transaction(self.engine) as conn:
@@ -165,6 +190,15 @@ class VersionService:
                 versions.update()
                 .where(versions.c.id == version.id)
                 .values(status=status, status_reason=reason, updated_at=utcnow())
+            )
+            append(
+                conn,
+                actor,
+                f"version.{status}",
+                target_kind="version",
+                target=f"{version.model}/{version.number}",
+                before={"status": version.status, "status_reason": version.status_reason},
+                after={"status": status, "status_reason": reason},
             )
         return self.get(version.model, version.number)
 
@@ -183,8 +217,6 @@ class VersionService:
         return Version.from_row(row, model_name)
 
     def get_by_id(self, version_id: str) -> Version:
-        from slipway.store.tables import models
-
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(versions, models.c.name.label("model_name"))
@@ -207,5 +239,7 @@ class VersionService:
             rows = conn.execute(query.order_by(versions.c.number)).all()
         return [Version.from_row(r, model_name) for r in rows]
 
-    def retire(self, model_name: str, number: int) -> Version:
-        return self.set_status(self.get(model_name, number), "retired", "retired by request")
+    def retire(self, model_name: str, number: int, *, actor: Actor) -> Version:
+        return self.set_status(
+            self.get(model_name, number), "retired", "retired by request", actor=actor
+        )

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
+from slipway.audit import Actor, append
 from slipway.errors import Conflict, NotFound
 from slipway.ids import new_id, utcnow
 from slipway.registry.models import check_slug
@@ -68,6 +69,26 @@ def _endpoint_query() -> Any:
     )
 
 
+def _audit_deploy(
+    conn: Any, actor: Actor, name: str, target: Version, before_id: str | None, generation: int
+) -> None:
+    append(
+        conn,
+        actor,
+        "endpoint.deploy",
+        target_kind="endpoint",
+        target=name,
+        before={"version_id": before_id} if before_id else None,
+        after={
+            "model": target.model,
+            "version": target.number,
+            "version_id": target.id,
+            "artifact_sha256": target.artifact_sha256,
+            "generation": generation,
+        },
+    )
+
+
 class EndpointService:
     def __init__(self, engine: Engine, version_service: VersionService, pool: PredictorPool):
         self.engine = engine
@@ -86,7 +107,7 @@ class EndpointService:
             raise NotFound(f"endpoint {name!r} not found")
         return Endpoint(**row._asdict())
 
-    def deploy(self, name: str, *, model: str, version: int, actor: str) -> Endpoint:
+    def deploy(self, name: str, *, model: str, version: int, actor: Actor) -> Endpoint:
         """Point ``name`` at ``model`` version ``version`` (creating the endpoint)."""
         check_slug(name)
         target = self.versions.get(model, version)
@@ -104,7 +125,7 @@ class EndpointService:
         )
         return self.get(name)
 
-    def _write(self, name: str, target: Version, actor: str) -> int:
+    def _write(self, name: str, target: Version, actor: Actor) -> int:
         now = utcnow()
         model_id = self.versions.models.get(target.model).id  # read before the write lock
         with transaction(self.engine) as conn:
@@ -123,13 +144,14 @@ class EndpointService:
                             version_id=target.id,
                             previous_version_id=None,
                             generation=1,
-                            created_by=actor,
+                            created_by=actor.name,
                             created_at=now,
                             updated_at=now,
                         )
                     )
                 except IntegrityError:
                     raise Conflict(f"endpoint {name!r} was created concurrently; retry") from None
+                _audit_deploy(conn, actor, name, target, None, 1)
                 return 1
             generation = int(row.generation) + 1
             previous = row.version_id if row.version_id != target.id else None
@@ -142,6 +164,7 @@ class EndpointService:
             if previous is not None:
                 values["previous_version_id"] = previous
             conn.execute(endpoints.update().where(endpoints.c.id == row.id).values(**values))
+            _audit_deploy(conn, actor, name, target, row.version_id, generation)
             return generation
 
     def sync(self) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -136,14 +137,82 @@ prediction_records = Table(
     Index("ix_prediction_records_endpoint_created", "endpoint", "created_at"),
 )
 
+principals = Table(
+    "principals",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # user | service
+    Column("owner", String(256), nullable=False, default=""),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", _utc(), nullable=False),
+    Column("updated_at", _utc(), nullable=False),
+)
+
 tokens = Table(
     "tokens",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("principal", String(128), nullable=False),
-    Column("role", String(32), nullable=False),
+    Column("principal_id", String(32), ForeignKey("principals.id"), nullable=False),
+    Column("name", String(128), nullable=False, default=""),
     # SHA-256 of the token; the token itself is shown once and never stored.
     Column("token_sha256", String(64), nullable=False, unique=True),
+    # Permissions this token is limited to; empty means all its principal's grants allow.
+    Column("scopes", JSON, nullable=False, default=list),
+    Column("expires_at", _utc(), nullable=True),
+    Column("revoked_at", _utc(), nullable=True),
+    Column("last_used_at", _utc(), nullable=True),
+    Column("rotated_from", String(32), nullable=True),
+    Column("rate_limit_rps", Float, nullable=True),
+    Column("max_concurrent", Integer, nullable=True),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", _utc(), nullable=False),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("principal_id", String(32), ForeignKey("principals.id"), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("scope_kind", String(16), nullable=False),  # global | model | endpoint
+    Column("scope_name", String(128), nullable=True),
+    Column("created_by", String(128), nullable=False),
     Column("created_at", _utc(), nullable=False),
     Column("revoked_at", _utc(), nullable=True),
+)
+
+# The audit log: append-only, hash-chained (h_i = SHA-256(h_{i-1} || canonical(event_i))).
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("created_at", _utc(), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("token_id", String(32), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target_kind", String(32), nullable=False),
+    Column("target", String(256), nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("reason", Text, nullable=False, default=""),
+    Column("request_id", String(64), nullable=False, default=""),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_events_actor", "actor"),
+    Index("ix_audit_events_action", "action"),
+    Index("ix_audit_events_target", "target"),
+    Index("ix_audit_events_created_at", "created_at"),
+)
+
+# One row (id = 1): the chain's head. Appends lock it, so they are serialized on every
+# backend (SELECT ... FOR UPDATE on PostgreSQL; SQLite's write lock already does).
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
 )

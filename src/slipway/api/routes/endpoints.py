@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from slipway.access.authz import Permission, Principal
-from slipway.api.auth import require, runtime_of
+from slipway.api.auth import actor_of, require, runtime_of
 
 router = APIRouter(prefix="/api/v1/endpoints", tags=["endpoints"])
 
@@ -44,7 +44,7 @@ async def deploy(
         name,
         model=body.model,
         version=body.version,
-        actor=principal.name,
+        actor=actor_of(request),
     )
     return _with_status(request, endpoint.to_dict())
 

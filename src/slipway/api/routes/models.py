@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from slipway.access.authz import Permission, Principal
-from slipway.api.auth import require, runtime_of
+from slipway.api.auth import actor_of, require, runtime_of
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 
@@ -48,7 +48,7 @@ async def create_model(
 ) -> dict[str, Any]:
     fields = body.model_dump()
     model = await run_in_threadpool(
-        runtime_of(request).models.create, actor=principal.name, **fields
+        runtime_of(request).models.create, actor=actor_of(request), **fields
     )
     return model.to_dict()
 
@@ -87,7 +87,7 @@ async def update_model(
 ) -> dict[str, Any]:
     fields = body.model_dump(exclude_none=True)
     model = await run_in_threadpool(
-        runtime_of(request).models.update, name, actor=principal.name, **fields
+        runtime_of(request).models.update, name, actor=actor_of(request), **fields
     )
     return model.to_dict()
 
@@ -96,5 +96,7 @@ async def update_model(
 async def retire_model(
     name: str, request: Request, principal: Principal = Depends(require(Permission.MODEL_WRITE))
 ) -> dict[str, Any]:
-    model = await run_in_threadpool(runtime_of(request).models.retire, name, actor=principal.name)
+    model = await run_in_threadpool(
+        runtime_of(request).models.retire, name, actor=actor_of(request)
+    )
     return model.to_dict()

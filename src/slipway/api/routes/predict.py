@@ -83,7 +83,7 @@ async def predict(
     if len(payload.inputs) > MAX_ROWS:
         raise ValidationFailed.field("inputs", f"at most {MAX_ROWS} rows per request")
     result = await runtime_of(request).inference.predict(
-        endpoint, payload.inputs, caller=principal.token_id, route="plain"
+        endpoint, payload.inputs, caller=principal.token_id or principal.name, route="plain"
     )
     output = result.output
     labels = output.predictions.tolist()

@@ -193,7 +193,9 @@ async def infer(
     rows = rows_from_tensors(payload.inputs, loaded.signature)
     if not rows or len(rows) > MAX_ROWS:
         raise ValidationFailed.field("inputs", f"must hold 1 to {MAX_ROWS} rows")
-    result = await runtime.inference.predict(endpoint, rows, caller=principal.token_id, route="v2")
+    result = await runtime.inference.predict(
+        endpoint, rows, caller=principal.token_id or principal.name, route="v2"
+    )
     labels = result.output.predictions
     outputs: list[dict[str, Any]] = [
         {

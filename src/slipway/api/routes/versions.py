@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from slipway.access.authz import Permission, Principal
-from slipway.api.auth import require, runtime_of
+from slipway.api.auth import actor_of, require, runtime_of
 from slipway.artifacts.sandbox import smoke_test
+from slipway.audit import Actor
 from slipway.registry.versions import Version
 from slipway.runtime import Runtime
 
@@ -29,7 +30,7 @@ class VersionRegister(BaseModel):
     library_versions: dict[str, str] = {}
 
 
-def verify(runtime: Runtime, version: Version) -> Version:
+def verify(runtime: Runtime, version: Version, actor: Actor) -> Version:
     """Smoke-test ``version`` in a sandbox process; mark it ready or failed."""
     settings = runtime.settings
     data = runtime.artifacts.read_verified(version.artifact_sha256, version.artifact_size)
@@ -44,8 +45,8 @@ def verify(runtime: Runtime, version: Version) -> Version:
         timeout_s=settings.sandbox_timeout_s,
     )
     if result.ok:
-        return runtime.versions.set_status(version, "ready")
-    return runtime.versions.set_status(version, "failed", result.reason)
+        return runtime.versions.set_status(version, "ready", actor=actor)
+    return runtime.versions.set_status(version, "failed", result.reason, actor=actor)
 
 
 @router.post("", status_code=201)
@@ -57,9 +58,9 @@ async def register_version(
 ) -> dict[str, Any]:
     runtime = runtime_of(request)
     version = await run_in_threadpool(
-        runtime.versions.register, name, actor=principal.name, **body.model_dump()
+        runtime.versions.register, name, actor=actor_of(request), **body.model_dump()
     )
-    version = await run_in_threadpool(verify, runtime, version)
+    version = await run_in_threadpool(verify, runtime, version, actor_of(request))
     return version.to_dict()
 
 
@@ -92,5 +93,7 @@ async def retire_version(
     request: Request,
     _: Principal = Depends(require(Permission.VERSION_REGISTER)),
 ) -> dict[str, Any]:
-    version = await run_in_threadpool(runtime_of(request).versions.retire, name, number)
+    version = await run_in_threadpool(
+        runtime_of(request).versions.retire, name, number, actor=actor_of(request)
+    )
     return version.to_dict()
