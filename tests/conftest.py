@@ -73,6 +73,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Any]:
+    """A migrated store, once per backend (SQLite and PostgreSQL)."""
+    from slipway.store import open_engine, upgrade
+
+    eng = open_engine(store_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -13,15 +13,6 @@ from slipway.store import open_engine, transaction, upgrade
 
 
 @pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    """A migrated store on each backend (SQLite and PostgreSQL)."""
-    eng = open_engine(store_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     eng = open_engine(f"sqlite:///{tmp_path / 'slipway.db'}")
     upgrade(eng)

@@ -7,11 +7,11 @@ import pickle
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from slipway.settings import SETTINGS
+from tests.cli.expect import as_json, assert_clean_failure
 from tests.conftest import ServerProcess, free_port, make_server
 
 TOKEN_RE = re.compile(r"slw_[0-9A-Za-z]{38}")
@@ -35,20 +35,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (d / "broken.json").write_text('{"inputs": [')
     (d / "not-rows.json").write_text('{"inputs": 3}')
     return {p.stem.replace("-", "_") + p.suffix.replace(".", "_"): p for p in d.iterdir()}
-
-
-def assert_clean_failure(result: subprocess.CompletedProcess[str], code: str) -> str:
-    """Non-zero exit, one line on stderr naming the error code, no traceback."""
-    assert result.returncode != 0, result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert f"({code})" in lines[0], result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    return lines[0]
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> Any:
-    return json.loads(result.stdout)
 
 
 # -- models ----------------------------------------------------------------------------
@@ -275,3 +261,24 @@ def test_init_twice_shows_no_second_token(tmp_path: Path) -> None:
     assert "already initialized" in second.stdout
     assert TOKEN_RE.findall(second.stdout + second.stderr) == []
     assert (proc.home / "token").read_text().strip() == saved
+
+
+def test_settings_never_print_a_database_password(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLIPWAY_")}
+    env.update(
+        SLIPWAY_HOME=str(tmp_path),
+        SLIPWAY_TOKEN="slw_secretvalue",
+        SLIPWAY_DATABASE_URL="postgresql+psycopg://bob:s3cret@db.example/x",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "slipway", "settings", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "s3cret" not in out and "slw_secretvalue" not in out
+    assert "bob:***@db.example" in out

@@ -39,3 +39,24 @@ def test_server_on_postgres_registers_deploys_predicts_and_survives_restart(
             assert client.list_predictions("iris")["total"] == 2
     finally:
         server.stop()
+
+
+def test_values_postgres_cannot_store_are_422_not_500(tmp_path: Path, postgres_url: str) -> None:
+    import httpx
+
+    server = make_server(tmp_path / "home", SLIPWAY_DATABASE_URL=postgres_url)
+    server.init()
+    server.start()
+    try:
+        auth = {"Authorization": f"Bearer {server.token}"}
+        created = httpx.post(
+            f"{server.url}/api/v1/models", headers=auth, json={"name": "nul", "owner": "x\u0000y"}
+        )
+        listed = httpx.get(f"{server.url}/api/v1/models", headers=auth, params={"owner": "x\x00"})
+        for response in (created, listed):
+            assert response.status_code == 422, response.text
+            body = response.json()
+            assert body["error"]["code"] == "invalid_field"
+            assert "SELECT" not in response.text and "INSERT" not in response.text
+    finally:
+        server.stop()

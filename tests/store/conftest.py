@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,6 @@ from slipway.registry.models import ModelService
 from slipway.registry.versions import VersionService
 from slipway.serving.endpoints import EndpointService
 from slipway.serving.pool import PredictorPool
-from slipway.store import open_engine, upgrade
-
-
-@pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    eng = open_engine(store_url)
-    upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

@@ -80,6 +80,7 @@ class TokenInfo:
     grants: tuple[Grant, ...]
     rate_limit_rps: float | None
     max_concurrent: int | None
+    expires_at: datetime | None = None
 
     def as_principal(self) -> Principal:
         return Principal(self.principal, self.id, self.grants, self.scopes)
@@ -161,6 +162,8 @@ class TokenService:
         self.refresh_s = refresh_s
         self._cache: dict[str, TokenInfo] = {}
         self._loaded_at = -1e9
+        # Bumped by invalidate(): a refresh that began before a change is not fresh.
+        self._generation = 0
         self._lock = threading.Lock()
         self._used: set[str] = set()
 
@@ -178,14 +181,20 @@ class TokenService:
         # constant-time comparison, never a short-circuiting ==.
         if info is None or not hmac.compare_digest(info.sha256, digest):
             return None
+        if info.expires_at is not None and info.expires_at <= utcnow():
+            return None  # expiry is exact; only revocations wait for the next refresh
         self._used.add(info.id)
         return info
 
     def invalidate(self) -> None:
         """Drop the snapshot (after a change made in this process)."""
+        self._generation += 1
         self._loaded_at = -1e9
 
     def _refresh(self) -> None:
+        # The snapshot is as old as its read, not its publication: age it from the start,
+        # and do not mark it fresh if a change invalidated it while it was being read.
+        started, generation = time.monotonic(), self._generation
         now = utcnow()
         with self.engine.connect() as conn:
             live = conn.execute(
@@ -215,9 +224,11 @@ class TokenService:
                 tuple(by_principal.get(r.principal_id, ())),
                 r.rate_limit_rps,
                 r.max_concurrent,
+                r.expires_at,
             )
         self._cache = cache
-        self._loaded_at = time.monotonic()
+        if generation == self._generation:
+            self._loaded_at = started
 
     def flush_last_used(self) -> int:
         """Write last-used times, at most one write per token per flush (not per request)."""

@@ -18,6 +18,7 @@ from slipway.api.auth import require
 from slipway.api.errors import install_error_handlers
 from slipway.api.middleware import RequestContext
 from slipway.api.routes import (
+    PROTECTED,
     access,
     artifacts,
     audit,
@@ -119,7 +120,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     ):
         app.include_router(module.router)
 
-    @app.get("/metrics", tags=["health"])
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={
+            200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+            **PROTECTED,
+        },
+    )
     async def metrics(_: object = Depends(require(Permission.METRICS_READ))) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -92,18 +92,27 @@ async def authenticate(request: Request) -> tuple[Principal, Any]:
     return info.as_principal(), info
 
 
+async def authorize_target(
+    request: Request, principal: Principal, permission: Permission, target: str | None
+) -> None:
+    """Deny (403, counted and audited) unless ``principal`` may do ``permission`` on
+    ``target``. Routes whose object is only known after a lookup call this again with it."""
+    if principal.can(permission, target):
+        return
+    AUTHZ_DENIED.labels(permission=permission.value).inc()
+    where = f" on {target!r}" if target else ""
+    await _security_event(
+        request, actor_of(request), "authz.denied", f"lacks {permission.value}{where}"
+    )
+    raise Forbidden(f"{principal.name} lacks {permission.value}{where}")
+
+
 def require(permission: Permission) -> Callable[[Request], AsyncIterator[Principal]]:
     async def dependency(request: Request) -> AsyncIterator[Principal]:
         principal, info = await authenticate(request)
         request.state.principal = principal
         target = request.path_params.get("name") or request.path_params.get("endpoint")
-        if not principal.can(permission, target):
-            AUTHZ_DENIED.labels(permission=permission.value).inc()
-            where = f" on {target!r}" if target else ""
-            await _security_event(
-                request, actor_of(request), "authz.denied", f"lacks {permission.value}{where}"
-            )
-            raise Forbidden(f"{principal.name} lacks {permission.value}{where}")
+        await authorize_target(request, principal, permission, target)
         lease = None
         if info is not None:
             limiter = runtime_of(request).rate_limiter

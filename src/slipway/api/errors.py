@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -96,6 +97,19 @@ def install_error_handlers(app: FastAPI) -> None:
             request_id=request_id_of(request),
             details=exc.details,
             headers=headers,
+        )
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> Response:
+        # The database refused a value the API let through (PostgreSQL text cannot hold
+        # NUL characters, numbers out of the column's range): the caller's input is at
+        # fault, so 422 — and the driver's message, which quotes SQL, stays in the log.
+        log.info("request %s: value refused by the store: %s", request_id_of(request), exc.orig)
+        return error_response(
+            422,
+            "invalid_field",
+            "a value in the request cannot be stored (for example a NUL character)",
+            request_id=request_id_of(request),
         )
 
     @app.exception_handler(RequestValidationError)

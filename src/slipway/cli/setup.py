@@ -135,12 +135,26 @@ def show_settings(as_json: bool = JSON_OPTION) -> None:
         {
             "setting": d.name,
             "env": d.env_var,
-            "value": "***" if d.name == "token" and s.token else getattr(s, d.name),
+            "value": _shown(d.name, getattr(s, d.name)),
             "help": d.help,
         }
         for d in SETTINGS
     ]
     output.emit_json(rows) if as_json else output.table(rows, ("setting", "env", "value", "help"))
+
+
+def _shown(name: str, value: object) -> object:
+    """A setting's value fit to print: secrets masked, URL passwords hidden."""
+    if name == "token":
+        return "***" if value else ""
+    if name in ("database_url", "artifact_url") and value and "@" in str(value):
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(str(value)).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - not a SQLAlchemy URL: hide it all
+            return "***"
+    return value
 
 
 def _free_port() -> int:

@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from slipway.access.authz import Permission, Principal
 from slipway.api.auth import actor_of, require, runtime_of
+from slipway.api.routes import MAX_INT32, MAX_SECONDS, PROTECTED, errors
 
-router = APIRouter(prefix="/api/v1", tags=["access"])
+router = APIRouter(prefix="/api/v1", tags=["access"], responses=PROTECTED)
 MANAGE = Depends(require(Permission.PRINCIPAL_MANAGE))
 
 
@@ -27,14 +28,14 @@ class TokenCreate(BaseModel):
     principal: str = Field(min_length=1, max_length=64)
     name: str = Field(default="", max_length=128)
     scopes: list[str] = []
-    expires_in_s: float | None = Field(default=None, gt=0)
-    rate_limit_rps: float | None = Field(default=None, gt=0)
-    max_concurrent: int | None = Field(default=None, ge=1)
+    expires_in_s: float | None = Field(default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
+    rate_limit_rps: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_concurrent: int | None = Field(default=None, ge=1, le=MAX_INT32)
 
 
 class TokenRotate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    overlap_s: float = Field(default=3600.0, ge=0)
+    overlap_s: float = Field(default=3600.0, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
 
 
 class TokenRevoke(BaseModel):
@@ -50,7 +51,7 @@ class GrantCreate(BaseModel):
     scope_name: str | None = Field(default=None, max_length=128)
 
 
-@router.post("/principals", status_code=201)
+@router.post("/principals", status_code=201, responses=errors(400, 409))
 async def create_principal(
     body: PrincipalCreate, request: Request, _: Principal = MANAGE
 ) -> dict[str, Any]:
@@ -68,12 +69,12 @@ async def list_principals(request: Request, _: Principal = MANAGE) -> dict[str, 
     return {"principals": await run_in_threadpool(runtime_of(request).principals.list)}
 
 
-@router.get("/principals/{principal}")
+@router.get("/principals/{principal}", responses=errors(404))
 async def show_principal(principal: str, request: Request, _: Principal = MANAGE) -> dict[str, Any]:
     return await run_in_threadpool(runtime_of(request).principals.get, principal)
 
 
-@router.post("/principals/{principal}/disable")
+@router.post("/principals/{principal}/disable", responses=errors(404, 409))
 async def disable_principal(
     principal: str, request: Request, _: Principal = MANAGE
 ) -> dict[str, Any]:
@@ -85,7 +86,7 @@ async def disable_principal(
     return result
 
 
-@router.post("/principals/{principal}/enable")
+@router.post("/principals/{principal}/enable", responses=errors(404, 409))
 async def enable_principal(
     principal: str, request: Request, _: Principal = MANAGE
 ) -> dict[str, Any]:
@@ -97,7 +98,7 @@ async def enable_principal(
     return result
 
 
-@router.post("/tokens", status_code=201)
+@router.post("/tokens", status_code=201, responses=errors(400, 404, 409))
 async def create_token(
     body: TokenCreate, request: Request, _: Principal = MANAGE
 ) -> dict[str, Any]:
@@ -114,14 +115,14 @@ async def create_token(
     return {**view, "token": secret}
 
 
-@router.get("/tokens")
+@router.get("/tokens", responses=errors(404))
 async def list_tokens(
     request: Request, principal: str | None = None, _: Principal = MANAGE
 ) -> dict[str, Any]:
     return {"tokens": await run_in_threadpool(runtime_of(request).tokens.list, principal)}
 
 
-@router.post("/tokens/{token_id}/revoke")
+@router.post("/tokens/{token_id}/revoke", responses=errors(400, 404, 409))
 async def revoke_token(
     token_id: str, request: Request, body: TokenRevoke | None = None, _: Principal = MANAGE
 ) -> dict[str, Any]:
@@ -133,7 +134,7 @@ async def revoke_token(
     )
 
 
-@router.post("/tokens/{token_id}/rotate", status_code=201)
+@router.post("/tokens/{token_id}/rotate", status_code=201, responses=errors(400, 404, 409))
 async def rotate_token(
     token_id: str, request: Request, body: TokenRotate | None = None, _: Principal = MANAGE
 ) -> dict[str, Any]:
@@ -144,7 +145,7 @@ async def rotate_token(
     return {**view, "token": secret}
 
 
-@router.post("/grants", status_code=201)
+@router.post("/grants", status_code=201, responses=errors(400, 404, 409))
 async def create_grant(
     body: GrantCreate, request: Request, _: Principal = MANAGE
 ) -> dict[str, Any]:
@@ -161,7 +162,7 @@ async def create_grant(
     return view
 
 
-@router.get("/grants")
+@router.get("/grants", responses=errors(404))
 async def list_grants(
     request: Request, principal: str | None = None, _: Principal = MANAGE
 ) -> dict[str, Any]:
@@ -170,7 +171,7 @@ async def list_grants(
     }
 
 
-@router.post("/grants/{grant_id}/revoke")
+@router.post("/grants/{grant_id}/revoke", responses=errors(404, 409))
 async def revoke_grant(grant_id: str, request: Request, _: Principal = MANAGE) -> dict[str, Any]:
     runtime = runtime_of(request)
     view = await run_in_threadpool(

@@ -14,16 +14,26 @@ from starlette.concurrency import run_in_threadpool
 
 from slipway.access.authz import Permission, Principal
 from slipway.api.auth import require, runtime_of
+from slipway.api.routes import PROTECTED
 from slipway.artifacts.safety import refuse_pickle
 from slipway.errors import PayloadTooLarge
 
-router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"])
+router = APIRouter(prefix="/api/v1/artifacts", tags=["artifacts"], responses=PROTECTED)
 
 # Enough of the head to recognise every pickle framing refuse_pickle looks for.
 _SNIFF_BYTES = 1 << 20
 
 
-@router.post("", status_code=201)
+# The body is read as a stream, not parsed by FastAPI: declare it for the OpenAPI schema.
+_RAW_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.post("", status_code=201, openapi_extra=_RAW_BODY)
 async def upload_artifact(
     request: Request, _: Principal = Depends(require(Permission.VERSION_REGISTER))
 ) -> dict[str, Any]:

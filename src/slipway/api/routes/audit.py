@@ -14,11 +14,12 @@ from starlette.concurrency import run_in_threadpool
 
 from slipway.access.authz import Permission, Principal
 from slipway.api.auth import require, runtime_of
+from slipway.api.routes import MAX_INT64, PROTECTED
 from slipway.audit.query import iter_events, list_events
 from slipway.audit.verify import verify
 from slipway.errors import ValidationFailed
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=PROTECTED)
 
 MAX_LIMIT = 1000
 
@@ -52,7 +53,9 @@ def audit_filters(
     action: str | None = Query(None, description="Events of this action, e.g. token.revoke."),
     since: str | None = Query(None, description="From this UTC time (ISO 8601), inclusive."),
     until: str | None = Query(None, description="Before this UTC time (ISO 8601)."),
-    after_seq: int = Query(0, ge=0, description="Only events after this sequence number."),
+    after_seq: int = Query(
+        0, ge=0, le=MAX_INT64, description="Only events after this sequence number."
+    ),
 ) -> AuditFilters:
     return AuditFilters(
         actor=actor,

@@ -10,14 +10,15 @@ from starlette.concurrency import run_in_threadpool
 
 from slipway.access.authz import Permission, Principal
 from slipway.api.auth import actor_of, require, runtime_of
+from slipway.api.routes import MAX_INT32, PROTECTED, errors
 
-router = APIRouter(prefix="/api/v1/endpoints", tags=["endpoints"])
+router = APIRouter(prefix="/api/v1/endpoints", tags=["endpoints"], responses=PROTECTED)
 
 
 class Deploy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1, max_length=64)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_INT32)
 
 
 def _with_status(request: Request, data: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def _with_status(request: Request, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-@router.post("/{name}/deploy")
+@router.post("/{name}/deploy", responses=errors(400, 404, 409, 503))
 async def deploy(
     name: str,
     body: Deploy,
@@ -57,7 +58,7 @@ async def list_endpoints(
     return {"endpoints": [_with_status(request, e.to_dict()) for e in found]}
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=errors(404))
 async def show_endpoint(
     name: str, request: Request, _: Principal = Depends(require(Permission.ENDPOINT_READ))
 ) -> dict[str, Any]:

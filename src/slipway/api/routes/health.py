@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from slipway.api.routes import errors
 from slipway.api.routes.predict import json_response
 from slipway.api.routes.v2 import _ready
 
@@ -22,7 +23,7 @@ async def healthz() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=errors(503))
 async def readyz(request: Request) -> Response:
     ok = await run_in_threadpool(_ready, request)
     return json_response({"ready": ok}, status=200 if ok else 503)

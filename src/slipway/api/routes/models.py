@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from slipway.access.authz import Permission, Principal
 from slipway.api.auth import actor_of, require, runtime_of
+from slipway.api.routes import PROTECTED, errors
 
-router = APIRouter(prefix="/api/v1/models", tags=["models"])
+router = APIRouter(prefix="/api/v1/models", tags=["models"], responses=PROTECTED)
 
 
 class ModelCreate(BaseModel):
@@ -40,7 +41,7 @@ class ModelUpdate(BaseModel):
     status: Literal["active", "deprecated"] | None = None
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=errors(400, 409))
 async def create_model(
     body: ModelCreate,
     request: Request,
@@ -68,7 +69,7 @@ async def list_models(
     return {"models": [m.to_dict() for m in found]}
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=errors(404))
 async def show_model(
     name: str, request: Request, _: Principal = Depends(require(Permission.MODEL_READ))
 ) -> dict[str, Any]:
@@ -78,7 +79,7 @@ async def show_model(
     return {**model.to_dict(), "versions": [v.to_dict() for v in versions]}
 
 
-@router.patch("/{name}")
+@router.patch("/{name}", responses=errors(400, 404, 409))
 async def update_model(
     name: str,
     body: ModelUpdate,
@@ -92,7 +93,7 @@ async def update_model(
     return model.to_dict()
 
 
-@router.post("/{name}/retire")
+@router.post("/{name}/retire", responses=errors(404, 409))
 async def retire_model(
     name: str, request: Request, principal: Principal = Depends(require(Permission.MODEL_WRITE))
 ) -> dict[str, Any]:

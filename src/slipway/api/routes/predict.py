@@ -18,9 +18,10 @@ from starlette.responses import Response
 
 from slipway.access.authz import Permission, Principal
 from slipway.api.auth import require, runtime_of
+from slipway.api.routes import PROTECTED, errors
 from slipway.errors import InvalidRequest, ValidationFailed
 
-router = APIRouter(tags=["inference"])
+router = APIRouter(tags=["inference"], responses=PROTECTED)
 
 MAX_ROWS = 10_000
 
@@ -73,7 +74,7 @@ def json_response(body: dict[str, Any], status: int = 200) -> Response:
     return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")
 
 
-@router.post("/v1/endpoints/{endpoint}/predict")
+@router.post("/v1/endpoints/{endpoint}/predict", responses=errors(400, 404, 500, 503))
 async def predict(
     endpoint: str, request: Request, principal: Principal = Depends(require(Permission.PREDICT))
 ) -> Response:

@@ -9,11 +9,12 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from slipway.access.authz import Permission, Principal
-from slipway.api.auth import require, runtime_of
+from slipway.api.auth import authorize_target, require, runtime_of
+from slipway.api.routes import PROTECTED, errors
 from slipway.errors import NotFound
 from slipway.store.tables import prediction_records
 
-router = APIRouter(prefix="/api/v1", tags=["predictions"])
+router = APIRouter(prefix="/api/v1", tags=["predictions"], responses=PROTECTED)
 
 
 def _record(row: Any) -> dict[str, Any]:
@@ -22,9 +23,11 @@ def _record(row: Any) -> dict[str, Any]:
     return data
 
 
-@router.get("/predictions/{record_id}")
+@router.get("/predictions/{record_id}", responses=errors(404))
 async def show_prediction(
-    record_id: str, request: Request, _: Principal = Depends(require(Permission.PREDICTION_READ))
+    record_id: str,
+    request: Request,
+    principal: Principal = Depends(require(Permission.PREDICTION_READ)),
 ) -> dict[str, Any]:
     # A per-row prediction id is "<record id>-<row>": either form finds the record.
     base = record_id.rsplit("-", 1)[0] if "-" in record_id else record_id
@@ -39,10 +42,12 @@ async def show_prediction(
     row = await run_in_threadpool(load)
     if row is None:
         raise NotFound(f"prediction {record_id!r} not found")
+    # The endpoint is known only now: an endpoint-scoped reader sees its own records only.
+    await authorize_target(request, principal, Permission.PREDICTION_READ, row.endpoint)
     return _record(row)
 
 
-@router.get("/endpoints/{endpoint}/predictions")
+@router.get("/endpoints/{endpoint}/predictions", responses=errors(404))
 async def list_predictions(
     endpoint: str,
     request: Request,

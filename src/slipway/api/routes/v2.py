@@ -19,6 +19,7 @@ from starlette.responses import Response
 from slipway import __version__
 from slipway.access.authz import Permission, Principal
 from slipway.api.auth import require, runtime_of
+from slipway.api.routes import PROTECTED, errors
 from slipway.api.routes.predict import MAX_ROWS, decode, json_response
 from slipway.contracts.signature import Signature
 from slipway.errors import Unavailable, ValidationFailed
@@ -125,7 +126,7 @@ def rows_from_tensors(inputs: list[InferInput], sig: Signature) -> list[dict[str
     return [{name: columns[name][r] for name in names} for r in range(n)]
 
 
-@router.get("")
+@router.get("", responses=PROTECTED)
 async def server_metadata(
     _: Principal = Depends(require(Permission.ENDPOINT_READ)),
 ) -> dict[str, Any]:
@@ -137,7 +138,7 @@ async def live() -> dict[str, Any]:
     return {"live": True}
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", responses=errors(503))
 async def ready(request: Request) -> Response:
     ok = await run_in_threadpool(_ready, request)
     return json_response({"ready": ok}, status=200 if ok else 503)
@@ -148,7 +149,7 @@ def _ready(request: Request) -> bool:
     return not runtime.draining and runtime.pool.all_ready(runtime.endpoints.deployed_names())
 
 
-@router.get("/models/{endpoint}")
+@router.get("/models/{endpoint}", responses={**PROTECTED, **errors(404, 503)})
 async def model_metadata(
     endpoint: str, request: Request, _: Principal = Depends(require(Permission.ENDPOINT_READ))
 ) -> dict[str, Any]:
@@ -171,7 +172,7 @@ async def model_metadata(
     }
 
 
-@router.get("/models/{endpoint}/ready")
+@router.get("/models/{endpoint}/ready", responses={**PROTECTED, **errors(503)})
 async def model_ready(
     endpoint: str, request: Request, _: Principal = Depends(require(Permission.ENDPOINT_READ))
 ) -> Response:
@@ -183,7 +184,7 @@ async def model_ready(
     return json_response({"name": endpoint, "ready": not runtime.draining})
 
 
-@router.post("/models/{endpoint}/infer")
+@router.post("/models/{endpoint}/infer", responses={**PROTECTED, **errors(400, 404, 500, 503)})
 async def infer(
     endpoint: str, request: Request, principal: Principal = Depends(require(Permission.PREDICT))
 ) -> Response:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from slipway.access.authz import Permission, Principal
 from slipway.api.auth import actor_of, require, runtime_of
+from slipway.api.routes import MAX_INT32, PROTECTED, errors
 from slipway.artifacts.sandbox import smoke_test
 from slipway.audit import Actor
 from slipway.registry.versions import Version
 from slipway.runtime import Runtime
 
-router = APIRouter(prefix="/api/v1/models/{name}/versions", tags=["versions"])
+VERSION_NUMBER = Path(ge=1, le=MAX_INT32, description="The version number (from 1).")
+router = APIRouter(prefix="/api/v1/models/{name}/versions", tags=["versions"], responses=PROTECTED)
 
 
 class VersionRegister(BaseModel):
@@ -49,7 +51,7 @@ def verify(runtime: Runtime, version: Version, actor: Actor) -> Version:
     return runtime.versions.set_status(version, "failed", result.reason, actor=actor)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=errors(400, 404, 409))
 async def register_version(
     name: str,
     body: VersionRegister,
@@ -64,7 +66,7 @@ async def register_version(
     return version.to_dict()
 
 
-@router.get("")
+@router.get("", responses=errors(404))
 async def list_versions(
     name: str,
     request: Request,
@@ -75,22 +77,22 @@ async def list_versions(
     return {"versions": [v.to_dict() for v in found]}
 
 
-@router.get("/{number}")
+@router.get("/{number}", responses=errors(404))
 async def show_version(
     name: str,
-    number: int,
     request: Request,
+    number: int = VERSION_NUMBER,
     _: Principal = Depends(require(Permission.MODEL_READ)),
 ) -> dict[str, Any]:
     version = await run_in_threadpool(runtime_of(request).versions.get, name, number)
     return version.to_dict(with_examples=True)
 
 
-@router.post("/{number}/retire")
+@router.post("/{number}/retire", responses=errors(404, 409))
 async def retire_version(
     name: str,
-    number: int,
     request: Request,
+    number: int = VERSION_NUMBER,
     _: Principal = Depends(require(Permission.VERSION_REGISTER)),
 ) -> dict[str, Any]:
     version = await run_in_threadpool(
