@@ -127,10 +127,11 @@ class Client:
         trusted_types: Sequence[str] = (),
         description: str = "",
         library_versions: Mapping[str, str] | None = None,
+        contract: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Upload ``artifact`` and register it; the answer says ``ready`` or ``failed``."""
         uploaded = self.upload_artifact(artifact)
-        body = {
+        body: dict[str, Any] = {
             "artifact_sha256": uploaded["sha256"],
             "flavor": flavor,
             "signature": dict(signature),
@@ -140,6 +141,8 @@ class Client:
             "description": description,
             "library_versions": dict(library_versions or {}),
         }
+        if contract is not None:
+            body["contract"] = dict(contract)
         return self._call("POST", f"/api/v1/models/{model}/versions", json=body)
 
     def register(self, model: Any, *, name: str, X_train: Any, **options: Any) -> dict[str, Any]:
@@ -167,12 +170,24 @@ class Client:
         return self._call("GET", f"/api/v1/models/{model}/versions/{number}")
 
     # -- endpoints -------------------------------------------------------------------------
-    def deploy(self, endpoint: str, *, model: str, version: int) -> dict[str, Any]:
-        return self._call(
-            "POST",
-            f"/api/v1/endpoints/{endpoint}/deploy",
-            json={"model": model, "version": version},
-        )
+    def deploy(
+        self,
+        endpoint: str,
+        *,
+        model: str,
+        version: int,
+        contract_mode: str | None = None,
+        allow_breaking: bool = False,
+        reason: str = "",
+    ) -> dict[str, Any]:
+        """Serve ``model`` v``version`` on ``endpoint``. A breaking input-contract change
+        needs ``allow_breaking=True`` and a ``reason`` (both audited)."""
+        body: dict[str, Any] = {"model": model, "version": version}
+        if contract_mode is not None:
+            body["contract_mode"] = contract_mode
+        if allow_breaking:
+            body.update(allow_breaking=True, reason=reason)
+        return self._call("POST", f"/api/v1/endpoints/{endpoint}/deploy", json=body)
 
     def list_endpoints(self) -> list[dict[str, Any]]:
         return self._list("/api/v1/endpoints", "endpoints")
@@ -197,6 +212,36 @@ class Client:
         return self._call(
             "GET", f"/api/v1/endpoints/{endpoint}/predictions", params={"limit": limit}
         )
+
+    # -- quarantine --------------------------------------------------------------------------
+    def list_quarantine(
+        self, endpoint: str, *, status: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = status
+        return self._call("GET", f"/api/v1/endpoints/{endpoint}/quarantine", params=params)
+
+    def get_quarantined(self, quarantine_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/quarantine/{quarantine_id}")
+
+    def export_quarantine(self, endpoint: str, *, status: str | None = None) -> Iterator[str]:
+        params = {"status": status} if status else {}
+        with self._http.stream(
+            "GET", f"/api/v1/endpoints/{endpoint}/quarantine/export", params=params
+        ) as response:
+            if not response.is_success:
+                response.read()
+                raise_for_error(response)
+            yield from (line for line in response.iter_lines() if line)
+
+    def replay_quarantine(
+        self, endpoint: str, *, ids: list[str] | None = None, limit: int = 1000
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"limit": limit}
+        if ids:
+            body["ids"] = ids
+        return self._call("POST", f"/api/v1/endpoints/{endpoint}/quarantine/replay", json=body)
 
     # -- principals, tokens, grants ---------------------------------------------------------
     def create_principal(self, name: str, *, kind: str = "user", owner: str = "") -> dict[str, Any]:

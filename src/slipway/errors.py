@@ -6,6 +6,7 @@ error shape, ``cli`` into a message and a non-zero exit).
     SlipwayError                     500 internal
     ├── InvalidRequest               400 bad_request        malformed body, unreadable JSON
     │   └── ValidationFailed         422 invalid_field      a named field has a bad value
+    │       └── ContractViolation    422 contract_violation rows break the data contract
     ├── Unauthenticated              401 unauthenticated
     ├── Forbidden                    403 forbidden
     ├── NotFound                     404 not_found
@@ -16,6 +17,7 @@ error shape, ``cli`` into a message and a non-zero exit).
     ├── ArtifactIntegrityError       409 artifact_integrity hash mismatch on load
     ├── ModelLoadFailed              422 model_load_failed  flavor could not load the artifact
     ├── PredictionFailed             500 prediction_failed  the model raised on valid input
+    ├── OutputContractViolation      500 output_contract_violation  an answer broke the rules
     └── Unavailable                  503 unavailable        not ready, store down, draining
 """
 
@@ -50,6 +52,13 @@ class ValidationFailed(InvalidRequest):
     @classmethod
     def field(cls, name: str, reason: str) -> ValidationFailed:
         return cls(f"{name}: {reason}", details=[{"field": name, "reason": reason}])
+
+
+class ContractViolation(ValidationFailed):
+    """Rows broke the data contract; ``details`` has row, field and reason for each."""
+
+    code = "contract_violation"
+    status = 422
 
 
 class Unauthenticated(SlipwayError):
@@ -104,6 +113,13 @@ class ModelLoadFailed(SlipwayError):
 
 class PredictionFailed(SlipwayError):
     code = "prediction_failed"
+    status = 500
+
+
+class OutputContractViolation(SlipwayError):
+    """The model answered something its contract forbids; it is withheld and counted."""
+
+    code = "output_contract_violation"
     status = 500
 
 

@@ -18,3 +18,13 @@ RATE_LIMITED = Counter(
 AUDIT_EVENTS = Counter(
     "slipway_audit_events_total", "Control actions written to the audit log.", ["action"]
 )
+CONTRACT_VIOLATIONS = Counter(
+    "slipway_contract_violations_total",
+    "Input values refused by a data contract.",
+    ["endpoint", "version", "field"],
+)
+OUTPUT_CONTRACT_VIOLATIONS = Counter(
+    "slipway_output_contract_violations_total",
+    "Model answers withheld because they broke the output contract.",
+    ["endpoint", "version"],
+)

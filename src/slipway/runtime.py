@@ -14,6 +14,7 @@ from slipway.access.principals import PrincipalService
 from slipway.access.ratelimit import RateLimiter
 from slipway.access.tokens import TokenService
 from slipway.artifacts.store import ArtifactStore
+from slipway.contracts.quarantine import QuarantineService, Sealer, load_key
 from slipway.registry.models import ModelService
 from slipway.registry.versions import VersionService
 from slipway.serving.endpoints import EndpointService
@@ -38,6 +39,7 @@ class Runtime:
     tokens: TokenService
     principals: PrincipalService
     rate_limiter: RateLimiter
+    quarantine: QuarantineService
     draining: bool = field(default=False)
 
     @classmethod
@@ -50,6 +52,7 @@ class Runtime:
         )
         model_service = ModelService(engine)
         version_service = VersionService(engine, artifacts, model_service)
+        sealer = Sealer(load_key(settings))
         pool = PredictorPool(artifacts, settings.trusted_pyfunc_modules)
         writer = RecordWriter(
             engine, batch_max=settings.record_batch_max, flush_ms=settings.record_flush_ms
@@ -63,10 +66,11 @@ class Runtime:
             pool=pool,
             endpoints=EndpointService(engine, version_service, pool),
             writer=writer,
-            inference=InferenceService(pool, writer, threads=settings.predict_threads),
+            inference=InferenceService(pool, writer, sealer, threads=settings.predict_threads),
             tokens=TokenService(engine),
             principals=PrincipalService(engine),
             rate_limiter=RateLimiter(settings.rate_limit_rps, settings.max_concurrent),
+            quarantine=QuarantineService(engine, sealer),
         )
 
     def close(self) -> None:

@@ -84,6 +84,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Where signed audit checkpoints and the signing key live, outside the store; "
         "empty means $SLIPWAY_HOME/audit.",
     ),
+    Setting(
+        "quarantine_key",
+        str,
+        "",
+        "Key that masks pii fields (keyed hash) and seals quarantined rows for replay, as "
+        "env:NAME or file:PATH; empty means $SLIPWAY_HOME/quarantine.key, created on first "
+        "use. Replicas must share it.",
+    ),
     Setting("audit_checkpoint_events", int, 1000, "Write a checkpoint every N audit events."),
     Setting("audit_checkpoint_s", float, 60.0, "...or every T seconds when events arrived."),
 )

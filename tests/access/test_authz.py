@@ -25,18 +25,24 @@ from slipway.access.tokens import PREFIX, TOKEN_LEN, new_token_string, token_loo
 from slipway.errors import Forbidden, RateLimited
 
 P = Permission
-VIEWER = {P.MODEL_READ, P.ENDPOINT_READ, P.PREDICTION_READ, P.METRICS_READ}
+VIEWER = {P.MODEL_READ, P.ENDPOINT_READ, P.PREDICTION_READ, P.METRICS_READ, P.QUARANTINE_READ}
 # The declared policy, written out independently of authz.py so a change there shows here.
 EXPECTED = {
     "viewer": VIEWER,
     "developer": VIEWER | {P.MODEL_WRITE, P.VERSION_REGISTER},
     "approver": VIEWER,
-    "operator": VIEWER | {P.ENDPOINT_DEPLOY},
+    "operator": VIEWER | {P.ENDPOINT_DEPLOY, P.QUARANTINE_REPLAY},
     "predictor": {P.PREDICT},
     "admin": set(Permission),
 }
 # What a scoped grant may reach on a route that names no object (lists, artifact upload).
-COLLECTION_OK = {P.MODEL_READ, P.ENDPOINT_READ, P.PREDICTION_READ, P.VERSION_REGISTER}
+COLLECTION_OK = {
+    P.MODEL_READ,
+    P.ENDPOINT_READ,
+    P.PREDICTION_READ,
+    P.VERSION_REGISTER,
+    P.QUARANTINE_READ,
+}
 
 
 def who(*grants: Grant, scopes: frozenset[str] = frozenset()) -> Principal:

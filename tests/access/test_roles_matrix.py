@@ -216,6 +216,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/tokens/{token_id}/rotate"): {"json": {"overlap_s": 0}},
     ("POST", "/api/v1/grants"): {"json": {}},
     ("POST", "/api/v1/grants/{grant_id}/revoke"): {},
+    # Replaying an id that is not quarantined replays nothing.
+    ("POST", "/api/v1/endpoints/{endpoint}/quarantine/replay"): {"json": {"ids": ["0" * 32]}},
 }
 # Routes that destroy what they name get a throwaway object instead of A/B/E/F.
 THROWAWAY_NAME = {
@@ -240,6 +242,7 @@ def _params(call: Call, world: World, *, other: bool) -> dict[str, str]:
         if call.path.endswith("/rotate")
         else world.revoke_token_id,
         "grant_id": world.grant_id,
+        "quarantine_id": "0" * 32,  # authorized callers get 404, the others 401/403
     }
     names = re.findall(r"\{(\w+)\}", call.path)
     unknown = [n for n in names if not values.get(n)]

@@ -341,7 +341,9 @@ def test_bad_rows_are_422_naming_the_field(
     r = http.post(
         f"/v1/endpoints/{d.endpoint}/predict", json={"inputs": [good[0], mutate(good[1])]}
     )
-    error = _error(r, 422, "invalid_field")
+    # Row-level problems are contract violations (the rows are quarantined, see
+    # tests/e2e/test_contracts.py); malformed requests stay invalid_field.
+    error = _error(r, 422, "contract_violation")
     assert field in error["message"]
     assert any(det.get("field") == field and det.get("row") == 1 for det in error["details"])
 
@@ -393,7 +395,8 @@ def test_v2_bad_tensors_are_422(deployed: dict[str, Deployed], http: httpx.Clien
         ),
     ]
     for inputs, field in cases:
-        error = _error(http.post(url, json={"inputs": inputs}), 422, "invalid_field")
+        code = "contract_violation" if field == "sepal_length" else "invalid_field"
+        error = _error(http.post(url, json={"inputs": inputs}), 422, code)
         assert field in error["message"], (field, error)
     assert _total(http, d.endpoint) == before
 

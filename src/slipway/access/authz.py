@@ -7,10 +7,10 @@ permission, the grant's scope covers the request's target, and the token's scope
 any) include the permission. Everything else is denied.
 
     role        permissions
-    viewer      model:read endpoint:read prediction:read metrics:read
+    viewer      model:read endpoint:read prediction:read metrics:read quarantine:read
     developer   viewer + model:write version:register
     approver    viewer (+ approval decisions, with governance)
-    operator    viewer + endpoint:deploy
+    operator    viewer + endpoint:deploy quarantine:replay
     predictor   predict                      (what service accounts get, per endpoint)
     admin       every permission
 """
@@ -35,6 +35,8 @@ class Permission(StrEnum):
     METRICS_READ = "metrics:read"
     AUDIT_READ = "audit:read"
     PRINCIPAL_MANAGE = "principal:manage"
+    QUARANTINE_READ = "quarantine:read"
+    QUARANTINE_REPLAY = "quarantine:replay"
 
 
 # What kind of object a permission's target is, so a scoped grant can be matched
@@ -50,6 +52,8 @@ TARGET_KIND: dict[Permission, str | None] = {
     Permission.METRICS_READ: None,
     Permission.AUDIT_READ: None,
     Permission.PRINCIPAL_MANAGE: None,
+    Permission.QUARANTINE_READ: "endpoint",
+    Permission.QUARANTINE_REPLAY: "endpoint",
 }
 
 _VIEWER = frozenset(
@@ -58,13 +62,14 @@ _VIEWER = frozenset(
         Permission.ENDPOINT_READ,
         Permission.PREDICTION_READ,
         Permission.METRICS_READ,
+        Permission.QUARANTINE_READ,
     }
 )
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "viewer": _VIEWER,
     "developer": _VIEWER | {Permission.MODEL_WRITE, Permission.VERSION_REGISTER},
     "approver": _VIEWER,
-    "operator": _VIEWER | {Permission.ENDPOINT_DEPLOY},
+    "operator": _VIEWER | {Permission.ENDPOINT_DEPLOY, Permission.QUARANTINE_REPLAY},
     "predictor": frozenset({Permission.PREDICT}),
     "admin": frozenset(Permission),
 }
@@ -77,6 +82,8 @@ _COLLECTION_OK = frozenset(
         Permission.ENDPOINT_READ,
         Permission.PREDICTION_READ,
         Permission.VERSION_REGISTER,
+        # Reads of one record by id re-check the scope once the record's endpoint is known.
+        Permission.QUARANTINE_READ,
     }
 )
 SCOPE_KINDS = ("global", "model", "endpoint")

@@ -27,6 +27,7 @@ from slipway.api.routes import (
     models,
     predict,
     predictions,
+    quarantine,
     v2,
     versions,
 )
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         v2,
         access,
         audit,
+        quarantine,
     ):
         app.include_router(module.router)
 

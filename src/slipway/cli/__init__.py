@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from slipway.cli import access, audit, endpoint, model, predict, setup
+from slipway.cli import access, audit, contract, endpoint, model, predict, quarantine, setup
 from slipway.cli.output import err_console
 from slipway.errors import SlipwayError
 
@@ -34,11 +34,15 @@ app.add_typer(access.principal_app, name="principal")
 app.add_typer(access.token_app, name="token")
 app.add_typer(access.grant_app, name="grant")
 app.add_typer(audit.app, name="audit")
+app.add_typer(quarantine.app, name="quarantine")
+app.add_typer(contract.app, name="contract")
 
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns typer.Exit's code instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except SlipwayError as exc:
         # soft_wrap: one error, one line, however narrow the terminal (scripts grep it).
         err_console.print(

@@ -15,6 +15,7 @@ COLUMNS = (
     "version",
     "serving_version",
     "previous_version",
+    "contract_mode",
     "load_error",
     "updated_at",
 )
@@ -25,11 +26,25 @@ def deploy(
     name: str,
     model: str = typer.Option(..., help="Model name."),
     version: int = typer.Option(..., help="Version number (must be ready)."),
+    contract_mode: str = typer.Option(
+        None, help="reject (bad rows fail the request) or partial (good rows go on)."
+    ),
+    allow_breaking: bool = typer.Option(
+        False, help="Deploy even if the input contract refuses what callers send today."
+    ),
+    reason: str = typer.Option("", help="Why (required with --allow-breaking; audited)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Serve MODEL version VERSION on endpoint NAME (created if new)."""
     with client() as c:
-        data = c.deploy(name, model=model, version=version)
+        data = c.deploy(
+            name,
+            model=model,
+            version=version,
+            contract_mode=contract_mode,
+            allow_breaking=allow_breaking,
+            reason=reason,
+        )
     output.emit_json(data) if as_json else output.record(data, COLUMNS)
 
 

@@ -12,6 +12,7 @@ import yaml
 from slipway.cli import output
 from slipway.cli.common import JSON_OPTION, client
 from slipway.cli.inputs import read_rows
+from slipway.contracts.schema import Contract
 from slipway.contracts.signature import Signature
 from slipway.errors import InvalidRequest
 
@@ -112,6 +113,9 @@ def register(
         ..., help="CSV or JSON rows to smoke-test with; also used to infer the signature."
     ),
     signature: Path = typer.Option(None, exists=True, help="Signature JSON/YAML file."),
+    contract: Path = typer.Option(
+        None, exists=True, help="Data contract YAML (see `slipway contract infer`)."
+    ),
     classes: str = typer.Option(None, help="Comma-separated class labels (onnx, xgboost...)."),
     metric: list[str] = typer.Option([], help="name=value; repeat for more."),
     trusted_type: list[str] = typer.Option([], help="Extra skops type to trust."),
@@ -134,6 +138,7 @@ def register(
     with client() as c:
         data = c.register_version(
             name,
+            contract=Contract.from_yaml(contract.read_text()).to_dict() if contract else None,
             artifact=artifact.read_bytes(),
             flavor=flavor,
             signature=sig,

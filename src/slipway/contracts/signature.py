@@ -101,7 +101,9 @@ class Signature:
         return cls(inputs, outputs, cls_tuple)
 
     # -- request rows to model input -----------------------------------------------------
-    def matrix(self, rows: Sequence[Mapping[str, Any]], where: str = "inputs") -> np.ndarray:
+    def matrix(
+        self, rows: Sequence[Mapping[str, Any]], where: str = "inputs", allow_null: bool = False
+    ) -> np.ndarray:
         """Rows (dicts by field name) to a 2-D array in field order.
 
         Numeric signatures give float64; any string field gives an object array.
@@ -119,7 +121,13 @@ class Signature:
                 if f.name not in row:
                     errors.append({"row": i, "field": f.name, "reason": "missing"})
                     continue
-                ok, value = _convert(row[f.name], f.type)
+                value = row[f.name]
+                if value is None and allow_null:
+                    # A null the data contract accepted: NaN for numbers (what estimators
+                    # that handle missing values expect), None for strings.
+                    out[i, j] = np.nan if numeric or f.type != "string" else None
+                    continue
+                ok, value = _convert(value, f.type)
                 if not ok:
                     errors.append({"row": i, "field": f.name, "reason": value})
                     continue

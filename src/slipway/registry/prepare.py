@@ -14,6 +14,7 @@ import numpy as np
 
 from slipway.artifacts.serialize import serialize_model
 from slipway.contracts.signature import Signature, rows_from_matrix
+from slipway.errors import ValidationFailed
 from slipway.registry.lineage import code_reference, fingerprint
 
 
@@ -32,6 +33,7 @@ def prepare(
     description: str = "",
     code_path: str = ".",
     feature_names: list[str] | None = None,
+    contract: Any = "infer",
 ) -> dict[str, Any]:
     """Keyword arguments for :meth:`slipway.Client.register_version`."""
     serialized = serialize_model(model)
@@ -51,6 +53,7 @@ def prepare(
         if y_eval is not None and hasattr(model, "predict"):
             lineage["metrics"] = {**evaluate(model, X_eval, y_eval), **lineage["metrics"]}
     return {
+        "contract": _contract(contract, X_train, signature, serialized.classes),
         "artifact": serialized.data,
         "flavor": serialized.flavor,
         "signature": signature.to_dict(),
@@ -60,6 +63,35 @@ def prepare(
         "description": description,
         "library_versions": serialized.library_versions,
     }
+
+
+def _contract(
+    contract: Any, X: Any, signature: Signature, classes: list[Any] | None
+) -> dict[str, Any] | None:
+    """``"infer"``: from the training data (ranges from quantiles with a margin,
+    categories from observed values, nullability from observed nulls) — review it with
+    ``slipway contract`` and register an edited one; a Contract or dict: as given;
+    None: names and types only."""
+    from slipway.contracts.schema import Contract, OutputRules
+
+    if contract is None:
+        return None
+    if isinstance(contract, Contract):
+        return contract.to_dict()
+    if isinstance(contract, dict):
+        return Contract.from_dict(contract).to_dict()
+    if contract != "infer":
+        raise ValidationFailed.field("contract", 'must be "infer", a Contract, a dict or None')
+    from slipway.contracts.infer import infer_contract
+
+    if hasattr(X, "columns") or (isinstance(X, list) and X and isinstance(X[0], dict)):
+        data = X
+    else:
+        arr = np.asarray(X)
+        data = {name: arr[:, i] for i, name in enumerate(signature.input_names)}
+    inferred = infer_contract(data)
+    outputs = OutputRules(classes=tuple(classes)) if classes is not None else inferred.outputs
+    return Contract(inferred.inputs, outputs).to_dict()
 
 
 def _head(X: Any, n: int) -> Any:

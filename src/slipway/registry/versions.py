@@ -18,6 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from slipway.artifacts.flavors import LoadSpec, get_flavor
 from slipway.artifacts.store import ArtifactStore
 from slipway.audit import Actor, append
+from slipway.contracts.check import check_rows
+from slipway.contracts.schema import Contract
 from slipway.contracts.signature import Signature
 from slipway.errors import Conflict, NotFound, ValidationFailed
 from slipway.ids import new_id, utcnow
@@ -39,6 +41,7 @@ class Version:
     artifact_size: int
     flavor: str
     signature: dict[str, Any]
+    contract: dict[str, Any] | None = None
     library_versions: dict[str, str] = field(default_factory=dict)
     trusted_types: list[str] = field(default_factory=list)
     example_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -56,6 +59,13 @@ class Version:
         data.pop("model_id")
         return cls(model=model, **data)
 
+    @property
+    def data_contract(self) -> Contract:
+        """The version's data contract; names and types only for versions without one."""
+        if self.contract is not None:
+            return Contract.from_dict(self.contract)
+        return Contract.from_signature(self.signature)
+
     def load_spec(self, trusted_modules: tuple[str, ...] = ()) -> LoadSpec:
         sig = Signature.from_dict(self.signature)
         return LoadSpec(
@@ -69,9 +79,40 @@ class Version:
         out = asdict(self)
         for key in ("created_at", "updated_at"):
             out[key] = out[key].isoformat() if out[key] else None
+        out["contract"] = self.data_contract.to_dict()
         if not with_examples:
             out.pop("example_rows")
         return out
+
+
+def _check_contract(contract: Mapping[str, Any] | None, sig: Signature) -> Contract | None:
+    """The contract must cover exactly the fields the model is called with."""
+    if contract is None:
+        return None
+    checked = Contract.from_dict(contract)
+    missing = [n for n in sig.input_names if n not in checked.names]
+    extra = [n for n in checked.names if n not in sig.input_names]
+    if missing or extra:
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"not in the signature: {', '.join(extra)}"] if extra else []
+        )
+        raise ValidationFailed.field("contract.inputs", "; ".join(parts))
+    return checked
+
+
+def _check_examples(contract: Contract, rows: list[dict[str, Any]]) -> None:
+    result = check_rows(contract, rows)
+    if result.errors:
+        details = [
+            {"field": f"example_rows[{i}].{e['field']}", "reason": e["reason"]}
+            for i, errors in sorted(result.errors.items())
+            for e in errors
+        ]
+        first = details[0]
+        raise ValidationFailed(
+            f"{first['field']}: {first['reason']} (example rows must meet the contract)",
+            details=details,
+        )
 
 
 class VersionService:
@@ -93,6 +134,7 @@ class VersionService:
         trusted_types: list[str] | None = None,
         description: str = "",
         library_versions: Mapping[str, str] | None = None,
+        contract: Mapping[str, Any] | None = None,
     ) -> Version:
         """Record a new version (status ``registered``); the caller then smoke-tests it."""
         model = self.models.get(model_name)
@@ -105,6 +147,9 @@ class VersionService:
             )
         if len(example_rows) > MAX_EXAMPLE_ROWS:
             raise ValidationFailed.field("example_rows", f"at most {MAX_EXAMPLE_ROWS} rows")
+        checked_contract = _check_contract(contract, sig)
+        if checked_contract is not None:
+            _check_examples(checked_contract, example_rows)
         sig.matrix(example_rows, where="example_rows")
         trusted = list(trusted_types or [])
         if not all(isinstance(t, str) for t in trusted):
@@ -138,6 +183,7 @@ class VersionService:
                     example_rows=example_rows,
                     lineage=clean_lineage,
                     description=description,
+                    contract=checked_contract.to_dict() if checked_contract else None,
                 )
             except IntegrityError:
                 continue  # a concurrent registration took this number; take the next

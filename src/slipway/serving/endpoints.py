@@ -7,6 +7,8 @@ never takes traffic and the current one keeps serving.
 
 from __future__ import annotations
 
+import builtins
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from slipway.audit import Actor, append
-from slipway.errors import Conflict, NotFound
+from slipway.errors import Conflict, NotFound, ValidationFailed
 from slipway.ids import new_id, utcnow
 from slipway.registry.models import check_slug
 from slipway.registry.versions import Version, VersionService
@@ -32,6 +34,7 @@ class Endpoint:
     version_id: str
     previous_version: int | None
     generation: int
+    contract_mode: str
     created_by: str
     created_at: datetime
     updated_at: datetime
@@ -43,6 +46,7 @@ class Endpoint:
             "version": self.version,
             "previous_version": self.previous_version,
             "generation": self.generation,
+            "contract_mode": self.contract_mode,
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
@@ -59,6 +63,7 @@ def _endpoint_query() -> Any:
             endpoints.c.version_id,
             previous.c.number.label("previous_version"),
             endpoints.c.generation,
+            endpoints.c.contract_mode,
             endpoints.c.created_by,
             endpoints.c.created_at,
             endpoints.c.updated_at,
@@ -70,8 +75,26 @@ def _endpoint_query() -> Any:
 
 
 def _audit_deploy(
-    conn: Any, actor: Actor, name: str, target: Version, before_id: str | None, generation: int
+    conn: Any,
+    actor: Actor,
+    name: str,
+    target: Version,
+    before_id: str | None,
+    generation: int,
+    mode: str,
+    breaking_changes: list[dict[str, Any]],
+    reason: str,
 ) -> None:
+    after: dict[str, Any] = {
+        "model": target.model,
+        "version": target.number,
+        "version_id": target.id,
+        "artifact_sha256": target.artifact_sha256,
+        "generation": generation,
+        "contract_mode": mode,
+    }
+    if breaking_changes:
+        after["breaking_changes"] = breaking_changes
     append(
         conn,
         actor,
@@ -79,14 +102,12 @@ def _audit_deploy(
         target_kind="endpoint",
         target=name,
         before={"version_id": before_id} if before_id else None,
-        after={
-            "model": target.model,
-            "version": target.number,
-            "version_id": target.id,
-            "artifact_sha256": target.artifact_sha256,
-            "generation": generation,
-        },
+        after=after,
+        reason=reason,
     )
+
+
+CONTRACT_MODES = ("reject", "partial")
 
 
 class EndpointService:
@@ -107,25 +128,82 @@ class EndpointService:
             raise NotFound(f"endpoint {name!r} not found")
         return Endpoint(**row._asdict())
 
-    def deploy(self, name: str, *, model: str, version: int, actor: Actor) -> Endpoint:
-        """Point ``name`` at ``model`` version ``version`` (creating the endpoint)."""
+    def deploy(
+        self,
+        name: str,
+        *,
+        model: str,
+        version: int,
+        actor: Actor,
+        contract_mode: str | None = None,
+        allow_breaking: bool = False,
+        reason: str = "",
+    ) -> Endpoint:
+        """Point ``name`` at ``model`` version ``version`` (creating the endpoint).
+
+        A version whose input contract would refuse data the current version accepts
+        (a breaking change) needs ``allow_breaking`` and a ``reason``; both are audited.
+        """
         check_slug(name)
+        if contract_mode not in (None, *CONTRACT_MODES):
+            raise ValidationFailed.field("contract_mode", f"must be one of {CONTRACT_MODES}")
         target = self.versions.get(model, version)
         if target.status != "ready":
-            reason = f": {target.status_reason}" if target.status_reason else ""
+            why = f": {target.status_reason}" if target.status_reason else ""
             raise Conflict(
-                f"version {target.number} of {model!r} is {target.status}, not ready{reason}"
+                f"version {target.number} of {model!r} is {target.status}, not ready{why}"
             )
+        current = self._current(name)
+        mode = contract_mode or (current[1] if current else "reject")
+        breaking_changes = self._breaking_changes(current, target, allow_breaking, reason)
         # Load before touching the store: a broken or tampered artifact raises here and
         # nothing changes. The generation is provisional until the row is written.
-        loaded = self.pool.load(name, target, generation=0)
-        generation = self._write(name, target, actor)
-        self.pool.install(
-            type(loaded)(name, generation, loaded.version, loaded.signature, loaded.predictor)
-        )
+        loaded = self.pool.load(name, target, 0, mode)
+        generation = self._write(name, target, actor, mode, breaking_changes, reason)
+        self.pool.install(dataclasses.replace(loaded, generation=generation))
         return self.get(name)
 
-    def _write(self, name: str, target: Version, actor: Actor) -> int:
+    def _current(self, name: str) -> tuple[str, str] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(endpoints.c.version_id, endpoints.c.contract_mode).where(
+                    endpoints.c.name == name
+                )
+            ).first()
+        return (row.version_id, row.contract_mode) if row else None
+
+    def _breaking_changes(
+        self, current: tuple[str, str] | None, target: Version, allow: bool, reason: str
+    ) -> builtins.list[dict[str, Any]]:
+        if current is None or current[0] == target.id:
+            return []
+        from slipway.contracts.diff import breaking, diff
+
+        old = self.versions.get_by_id(current[0])
+        changes = [
+            {"field": c.field, "change": c.what}
+            for c in breaking(diff(old.data_contract, target.data_contract))
+        ]
+        if changes and not allow:
+            raise Conflict(
+                f"version {target.number} of {target.model!r} would break the endpoint's "
+                f"current callers ({len(changes)} breaking contract change(s)); deploy with "
+                "allow_breaking and a reason to proceed",
+                details=changes,
+            )
+        if changes and not reason.strip():
+            raise ValidationFailed.field("reason", "required when deploying a breaking change")
+        return changes
+
+    def _write(
+        self,
+        name: str,
+        target: Version,
+        actor: Actor,
+        mode: str,
+        breaking_changes: builtins.list[dict[str, Any]],
+        reason: str,
+    ) -> int:
         now = utcnow()
         model_id = self.versions.models.get(target.model).id  # read before the write lock
         with transaction(self.engine) as conn:
@@ -144,6 +222,7 @@ class EndpointService:
                             version_id=target.id,
                             previous_version_id=None,
                             generation=1,
+                            contract_mode=mode,
                             created_by=actor.name,
                             created_at=now,
                             updated_at=now,
@@ -151,7 +230,7 @@ class EndpointService:
                     )
                 except IntegrityError:
                     raise Conflict(f"endpoint {name!r} was created concurrently; retry") from None
-                _audit_deploy(conn, actor, name, target, None, 1)
+                _audit_deploy(conn, actor, name, target, None, 1, mode, [], reason)
                 return 1
             generation = int(row.generation) + 1
             previous = row.version_id if row.version_id != target.id else None
@@ -159,12 +238,23 @@ class EndpointService:
                 "model_id": model_id,
                 "version_id": target.id,
                 "generation": generation,
+                "contract_mode": mode,
                 "updated_at": now,
             }
             if previous is not None:
                 values["previous_version_id"] = previous
             conn.execute(endpoints.update().where(endpoints.c.id == row.id).values(**values))
-            _audit_deploy(conn, actor, name, target, row.version_id, generation)
+            _audit_deploy(
+                conn,
+                actor,
+                name,
+                target,
+                row.version_id,
+                generation,
+                mode,
+                breaking_changes,
+                reason,
+            )
             return generation
 
     def sync(self) -> None:
@@ -172,7 +262,12 @@ class EndpointService:
         restarts). Failures leave the current version serving."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(endpoints.c.name, endpoints.c.version_id, endpoints.c.generation)
+                select(
+                    endpoints.c.name,
+                    endpoints.c.version_id,
+                    endpoints.c.generation,
+                    endpoints.c.contract_mode,
+                )
             ).all()
         for row in rows:
             try:
@@ -185,7 +280,7 @@ class EndpointService:
                 target = self.versions.get_by_id(row.version_id)
             except NotFound:
                 continue
-            self.pool.ensure(row.name, target, row.generation)
+            self.pool.ensure(row.name, target, row.generation, row.contract_mode)
 
     def deployed_names(self) -> set[str]:
         with self.engine.connect() as conn:

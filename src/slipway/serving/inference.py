@@ -1,7 +1,16 @@
-"""One inference: rows in, predictions out, a durable prediction record in between.
+"""One inference: rows in, contract checked, predictions out, durable records in between.
 
 Both HTTP routes (Open Inference Protocol and the plain JSON route) decode their own
-format into rows and call :meth:`InferenceService.predict`.
+format into rows and call :meth:`InferenceService.predict`:
+
+1. every row is checked against the version's data contract, before the model and
+   before any batching, so one bad row never fails others;
+2. refused rows are quarantined — in ``reject`` mode the whole request then gets 422,
+   in ``partial`` mode the valid rows go on;
+3. the model runs on the valid rows; its answer is checked against the output rules
+   and withheld (500 ``output_contract_violation``, counted) if it breaks them;
+4. the prediction record and the quarantined rows are committed together, in the
+   group commit, before anything is answered.
 """
 
 from __future__ import annotations
@@ -9,14 +18,22 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from slipway.artifacts.flavors import ModelOutput
-from slipway.errors import PredictionFailed, SlipwayError
+from slipway.contracts.check import check_outputs, check_rows
+from slipway.contracts.quarantine import Sealer, quarantine_rows
+from slipway.errors import (
+    ContractViolation,
+    OutputContractViolation,
+    PredictionFailed,
+    SlipwayError,
+)
 from slipway.ids import new_id, utcnow
+from slipway.metrics import CONTRACT_VIOLATIONS, OUTPUT_CONTRACT_VIOLATIONS
 from slipway.serving.pool import LoadedVersion, PredictorPool
 from slipway.serving.records import RecordWriter
 
@@ -27,6 +44,10 @@ class InferenceResult:
     loaded: LoadedVersion
     output: ModelOutput
     latency_ms: float
+    # Original positions of the predicted rows in the request.
+    row_index: list[int]
+    # Refused rows (partial mode): position -> {"errors": [...], "quarantine_id": ...}.
+    refused: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def version(self) -> int:
@@ -37,7 +58,7 @@ class InferenceResult:
         return self.loaded.version.model
 
     def prediction_ids(self) -> list[str]:
-        return [f"{self.record_id}-{i}" for i in range(len(self.output.predictions))]
+        return [f"{self.record_id}-{i}" for i in self.row_index]
 
 
 def to_plain(values: np.ndarray) -> list[Any]:
@@ -46,20 +67,67 @@ def to_plain(values: np.ndarray) -> list[Any]:
 
 
 class InferenceService:
-    def __init__(self, pool: PredictorPool, writer: RecordWriter, threads: int = 4) -> None:
+    def __init__(
+        self, pool: PredictorPool, writer: RecordWriter, sealer: Sealer, threads: int = 4
+    ) -> None:
         self.pool = pool
         self.writer = writer
+        self.sealer = sealer
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="predict")
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True)
 
     async def predict(
-        self, endpoint: str, rows: list[dict[str, Any]], *, caller: str, route: str
+        self,
+        endpoint: str,
+        rows: list[Any],
+        *,
+        caller: str,
+        route: str,
+        request_id: str = "",
+        mode: str | None = None,
+        quarantine: bool = True,
     ) -> InferenceResult:
+        """``mode`` overrides the endpoint's contract mode (V2 always rejects; replay is
+        partial); ``quarantine=False`` (replay) reports refused rows without storing
+        them again."""
         loaded = self.pool.get(endpoint)
+        version = loaded.version
         started = time.perf_counter()
-        X = loaded.signature.matrix(rows)
+        checked = check_rows(loaded.contract, rows)
+        held: list[dict[str, Any]] = []
+        refused: dict[int, dict[str, Any]] = {}
+        if checked.errors:
+            quarantined = quarantine_rows(
+                self.sealer,
+                loaded.contract,
+                rows,
+                checked.errors,
+                request_id=request_id,
+                endpoint=endpoint,
+                model=version.model,
+                version=version.number,
+                version_id=version.id,
+                caller=caller,
+                route=route,
+            )
+            for errors in checked.errors.values():
+                for error in errors:
+                    CONTRACT_VIOLATIONS.labels(
+                        endpoint=endpoint,
+                        version=str(version.number),
+                        field=str(error["field"]),
+                    ).inc()
+            refused = {
+                q["row_index"]: {"errors": q["reasons"], "quarantine_id": q["id"]}
+                for q in quarantined
+            }
+            held = quarantined if quarantine else []
+            if (mode or loaded.contract_mode) != "partial" or not checked.valid:
+                await self.writer.write(None, held)
+                raise _violation(checked.errors, refused, len(rows))
+        X = loaded.signature.matrix(checked.rows, allow_null=True)
         loop = asyncio.get_running_loop()
         try:
             output = await loop.run_in_executor(self._executor, loaded.predictor.predict, X)
@@ -68,30 +136,58 @@ class InferenceService:
         except Exception as exc:
             # The model itself raised: report it without internals (the log has them).
             raise PredictionFailed(
-                f"model {loaded.version.model!r} v{loaded.version.number} failed to predict: "
-                f"{type(exc).__name__}"
+                f"model {version.model!r} v{version.number} failed to predict: {type(exc).__name__}"
             ) from exc
         latency_ms = (time.perf_counter() - started) * 1000
-        result = InferenceResult(new_id(), loaded, output, latency_ms)
+        result = InferenceResult(new_id(), loaded, output, latency_ms, checked.valid, refused)
+        problems = check_outputs(loaded.contract, output.predictions, output.probabilities)
         outputs: dict[str, Any] = {"predictions": to_plain(output.predictions)}
         if output.probabilities is not None:
             outputs["probabilities"] = to_plain(output.probabilities)
             outputs["classes"] = output.classes
-        await self.writer.write(
-            {
-                "id": result.record_id,
-                "created_at": utcnow(),
-                "endpoint": endpoint,
-                "model": loaded.version.model,
-                "version": loaded.version.number,
-                "version_id": loaded.version.id,
-                "caller": caller,
-                "route": route,
-                "rows": len(rows),
-                "inputs": rows,
-                "outputs": outputs,
-                "latency_ms": latency_ms,
-                "outcome": "ok",
-            }
-        )
+        if len(checked.valid) != len(rows):
+            outputs["row_index"] = checked.valid
+        record = {
+            "id": result.record_id,
+            "created_at": utcnow(),
+            "endpoint": endpoint,
+            "model": version.model,
+            "version": version.number,
+            "version_id": version.id,
+            "caller": caller,
+            "route": route,
+            "rows": len(checked.valid),
+            "inputs": checked.rows,
+            "outputs": outputs,
+            "latency_ms": latency_ms,
+            "outcome": "output_contract_violation" if problems else "ok",
+        }
+        await self.writer.write(record, held)
+        if problems:
+            OUTPUT_CONTRACT_VIOLATIONS.labels(endpoint=endpoint, version=str(version.number)).inc()
+            raise OutputContractViolation(
+                f"the model's answer broke its output contract and was withheld: "
+                f"{'; '.join(problems)}"
+            )
         return result
+
+
+def _violation(
+    errors: dict[int, list[dict[str, Any]]], refused: dict[int, dict[str, Any]], total: int
+) -> ContractViolation:
+    details = [
+        {
+            "row": i,
+            "field": e["field"],
+            "reason": e["reason"],
+            "quarantine_id": refused[i]["quarantine_id"],
+        }
+        for i, row_errors in sorted(errors.items())
+        for e in row_errors
+    ]
+    first = details[0]
+    message = (
+        f"{len(errors)} of {total} rows break the data contract and were quarantined; "
+        f"first: inputs[{first['row']}].{first['field']}: {first['reason']}"
+    )
+    return ContractViolation(message, details=details)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from slipway.artifacts.flavors import Predictor, get_flavor
 from slipway.artifacts.store import ArtifactStore
+from slipway.contracts.schema import Contract
 from slipway.contracts.signature import Signature
 from slipway.errors import ModelLoadFailed, NotFound, SlipwayError, Unavailable
 from slipway.registry.versions import Version
@@ -28,6 +29,8 @@ class LoadedVersion:
     version: Version
     signature: Signature
     predictor: Predictor
+    contract: Contract
+    contract_mode: str = "reject"
 
 
 class PredictorPool:
@@ -39,7 +42,9 @@ class PredictorPool:
         self.broken: dict[str, tuple[int, str]] = {}
         self._load_lock = threading.Lock()
 
-    def load(self, endpoint: str, version: Version, generation: int) -> LoadedVersion:
+    def load(
+        self, endpoint: str, version: Version, generation: int, contract_mode: str = "reject"
+    ) -> LoadedVersion:
         """Load ``version`` (hash re-checked); raises, never half-installs."""
         if version.status != "ready":
             raise ModelLoadFailed(
@@ -48,7 +53,13 @@ class PredictorPool:
         data = self.artifacts.read_verified(version.artifact_sha256, version.artifact_size)
         predictor = get_flavor(version.flavor).load(data, version.load_spec(self.trusted_modules))
         return LoadedVersion(
-            endpoint, generation, version, Signature.from_dict(version.signature), predictor
+            endpoint,
+            generation,
+            version,
+            Signature.from_dict(version.signature),
+            predictor,
+            version.data_contract,
+            contract_mode,
         )
 
     def install(self, loaded: LoadedVersion) -> None:
@@ -59,7 +70,9 @@ class PredictorPool:
             self._serving[loaded.endpoint] = loaded
             self.broken.pop(loaded.endpoint, None)
 
-    def ensure(self, endpoint: str, version: Version, generation: int) -> None:
+    def ensure(
+        self, endpoint: str, version: Version, generation: int, contract_mode: str = "reject"
+    ) -> None:
         """Serve ``version`` on ``endpoint`` unless already at this generation.
 
         A failure is logged and recorded in :attr:`broken`; the current version (if any)
@@ -71,7 +84,7 @@ class PredictorPool:
         if self.broken.get(endpoint, (0, ""))[0] == generation:
             return  # already failed at this generation; wait for a new deployment
         try:
-            self.install(self.load(endpoint, version, generation))
+            self.install(self.load(endpoint, version, generation, contract_mode))
         except SlipwayError as exc:
             self.broken[endpoint] = (generation, exc.message)
             log.error(

@@ -19,11 +19,12 @@ from sqlalchemy import Engine
 
 from slipway.errors import Unavailable
 from slipway.store.engine import transaction
-from slipway.store.tables import prediction_records
+from slipway.store.tables import prediction_records, quarantine
 
 log = logging.getLogger("slipway.records")
 
-_Item = tuple[dict[str, Any], asyncio.Future[None]]
+# (prediction record or None, quarantined rows, waiter)
+_Item = tuple[dict[str, Any] | None, list[dict[str, Any]], asyncio.Future[None]]
 
 
 class RecordWriter:
@@ -47,11 +48,14 @@ class RecordWriter:
             self._task = None
         self._executor.shutdown(wait=True)
 
-    async def write(self, record: dict[str, Any]) -> None:
+    async def write(
+        self, record: dict[str, Any] | None, quarantined: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Wait until ``record`` and the request's ``quarantined`` rows are committed."""
         if self._task is None:
             raise Unavailable("prediction store is not accepting records")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((record, future))
+        await self._queue.put((record, list(quarantined or []), future))
         await future
 
     async def _run(self) -> None:
@@ -81,21 +85,27 @@ class RecordWriter:
             await self._commit(batch)
 
     async def _commit(self, batch: list[_Item]) -> None:
-        rows = [record for record, _ in batch]
+        rows = [record for record, _, _ in batch if record is not None]
+        held = [row for _, rows_held, _ in batch for row in rows_held]
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._insert, rows)
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._insert, rows, held
+            )
         except Exception:
             log.exception("could not commit %d prediction records", len(rows))
             error = Unavailable("prediction store unavailable; the request was not recorded")
-            for _, future in batch:
+            for _, _, future in batch:
                 if not future.done():
                     future.set_exception(error)
             return
         self.committed += len(rows)
-        for _, future in batch:
+        for _, _, future in batch:
             if not future.done():
                 future.set_result(None)
 
-    def _insert(self, rows: list[dict[str, Any]]) -> None:
+    def _insert(self, rows: list[dict[str, Any]], held: list[dict[str, Any]]) -> None:
         with transaction(self.engine) as conn:
-            conn.execute(prediction_records.insert(), rows)
+            if rows:
+                conn.execute(prediction_records.insert(), rows)
+            if held:
+                conn.execute(quarantine.insert(), held)

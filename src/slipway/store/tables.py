@@ -91,6 +91,8 @@ versions = Table(
     Column("flavor", String(32), nullable=False),
     Column("library_versions", JSON, nullable=False, default=dict),
     Column("signature", JSON, nullable=False),
+    # The data contract (contracts/schema.py); NULL on versions registered before it.
+    Column("contract", JSON, nullable=True),
     Column("trusted_types", JSON, nullable=False, default=list),
     Column("example_rows", JSON, nullable=False, default=list),
     Column("lineage", JSON, nullable=False, default=dict),
@@ -113,6 +115,8 @@ endpoints = Table(
     Column("previous_version_id", String(32), ForeignKey("versions.id"), nullable=True),
     # Bumped on every change so every worker notices a redeploy by polling one integer.
     Column("generation", Integer, nullable=False, default=1),
+    # reject: a request with any bad row gets 422; partial: good rows are predicted.
+    Column("contract_mode", String(16), nullable=False, default="reject"),
     Column("created_by", String(128), nullable=False),
     Column("created_at", _utc(), nullable=False),
     Column("updated_at", _utc(), nullable=False),
@@ -135,6 +139,33 @@ prediction_records = Table(
     Column("latency_ms", Float, nullable=False),
     Column("outcome", String(32), nullable=False),
     Index("ix_prediction_records_endpoint_created", "endpoint", "created_at"),
+)
+
+# Rows refused by a contract, kept with their reasons; never dropped.
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", _utc(), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("row_index", Integer, nullable=False),
+    Column("endpoint", String(128), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("version_id", String(32), nullable=False),
+    Column("caller", String(64), nullable=False),
+    Column("route", String(16), nullable=False),
+    # The row as shown: fields marked pii replaced by a keyed hash.
+    Column("row", JSON, nullable=False),
+    # The row as sent, encrypted (Fernet) so replay can resend it; never shown.
+    Column("sealed", Text, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("status", String(16), nullable=False, default="open"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("resolved_at", _utc(), nullable=True),
+    Column("resolved_by", String(128), nullable=True),
+    Column("prediction_id", String(48), nullable=True),
+    Index("ix_quarantine_endpoint_status_created", "endpoint", "status", "created_at"),
 )
 
 principals = Table(

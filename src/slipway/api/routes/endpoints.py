@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +19,9 @@ class Deploy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = Field(min_length=1, max_length=64)
     version: int = Field(ge=1, le=MAX_INT32)
+    contract_mode: Literal["reject", "partial"] | None = None
+    allow_breaking: bool = False
+    reason: str = Field(default="", max_length=2000)
 
 
 def _with_status(request: Request, data: dict[str, Any]) -> dict[str, Any]:
@@ -46,6 +49,9 @@ async def deploy(
         model=body.model,
         version=body.version,
         actor=actor_of(request),
+        contract_mode=body.contract_mode,
+        allow_breaking=body.allow_breaking,
+        reason=body.reason,
     )
     return _with_status(request, endpoint.to_dict())
 

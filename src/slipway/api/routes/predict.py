@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from slipway.access.authz import Permission, Principal
 from slipway.api.auth import require, runtime_of
+from slipway.api.errors import request_id_of
 from slipway.api.routes import PROTECTED, errors
 from slipway.errors import InvalidRequest, ValidationFailed
 
@@ -84,33 +85,41 @@ async def predict(
     if len(payload.inputs) > MAX_ROWS:
         raise ValidationFailed.field("inputs", f"at most {MAX_ROWS} rows per request")
     result = await runtime_of(request).inference.predict(
-        endpoint, payload.inputs, caller=principal.token_id or principal.name, route="plain"
+        endpoint,
+        payload.inputs,
+        caller=principal.token_id or principal.name,
+        route="plain",
+        request_id=request_id_of(request),
     )
     output = result.output
-    labels = output.predictions.tolist()
     ids = result.prediction_ids()
-    rows: list[dict[str, Any]] = []
-    if output.probabilities is not None:
-        keys = [str(c) for c in (output.classes or range(output.probabilities.shape[1]))]
-        for pid, label, probs in zip(ids, labels, output.probabilities.tolist(), strict=True):
-            rows.append(
-                {
-                    "id": pid,
-                    "prediction": label,
-                    "probabilities": dict(zip(keys, probs, strict=True)),
-                    "version": result.version,
-                }
-            )
-    else:
-        rows = [
-            {"id": pid, "prediction": label, "version": result.version}
-            for pid, label in zip(ids, labels, strict=True)
-        ]
+    probabilities = output.probabilities.tolist() if output.probabilities is not None else None
+    keys = (
+        [str(c) for c in (output.classes or range(output.probabilities.shape[1]))]
+        if output.probabilities is not None
+        else []
+    )
+    answered: dict[int, dict[str, Any]] = {}
+    for n, (row, pid, label) in enumerate(
+        zip(result.row_index, ids, output.predictions.tolist(), strict=True)
+    ):
+        entry: dict[str, Any] = {"row": row, "id": pid, "prediction": label}
+        if probabilities is not None:
+            entry["probabilities"] = dict(zip(keys, probabilities[n], strict=True))
+        entry["version"] = result.version
+        answered[row] = entry
+    for row, refused in result.refused.items():  # partial mode: kept in request order
+        answered[row] = {
+            "row": row,
+            "errors": refused["errors"],
+            "quarantine_id": refused["quarantine_id"],
+        }
     return json_response(
         {
             "endpoint": endpoint,
             "model": result.model,
             "version": result.version,
-            "predictions": rows,
+            "predictions": [answered[i] for i in sorted(answered)],
+            "refused": len(result.refused),
         }
     )

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from slipway import __version__
 from slipway.access.authz import Permission, Principal
 from slipway.api.auth import require, runtime_of
+from slipway.api.errors import request_id_of
 from slipway.api.routes import PROTECTED, errors
 from slipway.api.routes.predict import MAX_ROWS, decode, json_response
 from slipway.contracts.signature import Signature
@@ -168,7 +169,11 @@ async def model_metadata(
             {"name": f.name, "datatype": _FIELD_DATATYPE[f.type], "shape": [-1]} for f in sig.inputs
         ],
         "outputs": outputs,
-        "parameters": {"model": loaded.version.model},
+        "parameters": {
+            "model": loaded.version.model,
+            "contract": loaded.contract.to_dict(),
+            "contract_mode": loaded.contract_mode,
+        },
     }
 
 
@@ -194,8 +199,15 @@ async def infer(
     rows = rows_from_tensors(payload.inputs, loaded.signature)
     if not rows or len(rows) > MAX_ROWS:
         raise ValidationFailed.field("inputs", f"must hold 1 to {MAX_ROWS} rows")
+    # A V2 response is tensors with no slot for per-row errors: bad rows always fail the
+    # whole request (and are quarantined), whatever the endpoint's contract mode.
     result = await runtime.inference.predict(
-        endpoint, rows, caller=principal.token_id or principal.name, route="v2"
+        endpoint,
+        rows,
+        caller=principal.token_id or principal.name,
+        route="v2",
+        request_id=request_id_of(request),
+        mode="reject",
     )
     labels = result.output.predictions
     outputs: list[dict[str, Any]] = [

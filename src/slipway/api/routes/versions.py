@@ -25,6 +25,7 @@ class VersionRegister(BaseModel):
     artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     flavor: str = Field(min_length=1, max_length=32)
     signature: dict[str, Any]
+    contract: dict[str, Any] | None = None
     example_rows: list[dict[str, Any]] = Field(min_length=1)
     lineage: dict[str, Any] = {}
     trusted_types: list[str] = []
