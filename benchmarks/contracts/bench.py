@@ -165,7 +165,7 @@ def child(name: str, path: str, limit: int | None) -> dict[str, Any]:
         data = table if name == "slipway-arrow" else frame
     base = rss_bytes()
     timings = []
-    for _ in range(3 if name.startswith("slipway") else 1):
+    for _ in range(3):  # best of 3 for every library: equal treatment
         start = time.perf_counter()
         if name == "pydantic":
             try:
@@ -184,7 +184,14 @@ def child(name: str, path: str, limit: int | None) -> dict[str, Any]:
             invalid = validate(data, contract).invalid_rows
         timings.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"rows": rows, "seconds": min(timings), "invalid": invalid, "base": base, "peak": peak}
+    return {
+        "rows": rows,
+        "seconds": min(timings),
+        "first": timings[0],
+        "invalid": invalid,
+        "base": base,
+        "peak": peak,
+    }
 
 
 def run_child(name: str, path: str, limit: int | None) -> dict[str, Any]:
@@ -250,6 +257,7 @@ def main() -> None:
 
 def write_results(args: argparse.Namespace, results: dict[str, Any], per_row: float) -> None:
     slipway_rate = results["slipway"]["rows"] / results["slipway"]["seconds"]
+    slipway_first = results["slipway"]["rows"] / results["slipway"]["first"]
     labels = {
         "slipway": "slipway `validate` (pandas DataFrame)",
         "slipway-arrow": "slipway `validate` (pyarrow Table)",
@@ -258,15 +266,16 @@ def write_results(args: argparse.Namespace, results: dict[str, Any], per_row: fl
         "slipway (pydantic's subset)": "slipway `validate`, pydantic's subset",
     }
     lines = [
-        "| run | rows | seconds | rows/s | slipway is × faster | invalid rows | "
-        "RSS before → peak (MB) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| run | rows | best of 3 (s) | rows/s | slipway is × faster | first call (s) | "
+        "× faster, first calls | invalid rows | RSS before → peak (MB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         rate = r["rows"] / r["seconds"]
         lines.append(
             f"| {labels[name]} | {r['rows']:,} | {r['seconds']:.3f} | {rate:,.0f} | "
-            f"{slipway_rate / rate:.1f} | {r['invalid']:,} | "
+            f"{slipway_rate / rate:.1f} | {r['first']:.3f} | "
+            f"{slipway_first / (r['rows'] / r['first']):.1f} | {r['invalid']:,} | "
             f"{r['base'] / 2**20:,.0f} → {r['peak'] / 2**20:,.0f} |"
         )
     pyd = results["pydantic"]
@@ -284,9 +293,11 @@ Machine: {os.cpu_count()} CPUs (nproc), {platform.platform()}, Python {platform.
 Data: {args.rows:,} rows × 25 columns (10 int in [0, 1000], 10 float in [-10, 10],
 3 categories with allowed sets, 2 strings with a pattern and a max length), ~1% of rows
 with one planted violation. Same rules in all three libraries; all agree on the number of
-invalid rows (asserted). slipway's time is the best of 3 runs, pandera's and pydantic's
-of 1. Times cover validation only (the data is already loaded; pydantic's row dicts are
-already built). "slipway is × faster" compares slipway on the DataFrame with each run.
+invalid rows (asserted). Each library is timed three times in its own process: "best of
+3" is the warm figure (pandera pays a large one-off setup on its first call), "first call"
+is what a one-shot `slipway contract check` sees. Times cover validation only (the data
+is already loaded; pydantic's row dicts are already built). "slipway is × faster"
+compares slipway on the DataFrame with each run.
 
 {chr(10).join(lines)}
 

@@ -34,25 +34,85 @@ class _Absent:
 ABSENT: Any = _Absent()  # a key missing from a row dict
 
 
-@dataclass
 class Numbers:
-    values: np.ndarray  # int, uint, float or bool dtype; arbitrary where null
-    nulls: np.ndarray | None = None
+    """Values of an int, uint, float or bool dtype (arbitrary where null), and a null mask.
+
+    With ``nan_is_null`` (floats from pandas), the mask is found when first asked for;
+    ``nulls_at`` finds it for a few rows only.
+    """
+
+    def __init__(
+        self, values: np.ndarray, nulls: np.ndarray | None = None, *, nan_is_null: bool = False
+    ) -> None:
+        self.values = values
+        self._nulls = nulls
+        self.nan_pending = nan_is_null and values.dtype.kind == "f"
+
+    @property
+    def nulls(self) -> np.ndarray | None:
+        if self.nan_pending:
+            nulls = np.isnan(self.values)
+            self._nulls = nulls if nulls.any() else None
+            self.nan_pending = False
+        return self._nulls
+
+    def nulls_at(self, rows: np.ndarray) -> np.ndarray | None:
+        if self.nan_pending:
+            nulls = np.isnan(self.values[rows])
+            return nulls if nulls.any() else None
+        return None if self._nulls is None else self._nulls[rows]
 
     def value(self, i: int) -> Any:
-        if self.nulls is not None and self.nulls[i]:
+        nulls = self.nulls_at(np.array([i]))
+        if nulls is not None and nulls[0]:
             return None
         return self.values[i].item()
 
 
-@dataclass
 class Coded:
-    uniques: list[Any]
-    codes: np.ndarray  # index into uniques, -1 for null
+    """Distinct values and one code per row (index into uniques, -1 for null).
+
+    Built from a pyarrow string array, the encoding waits until ``uniques`` or ``codes``
+    is asked for: a check that can run on the strings themselves (``arrow``) skips it.
+    """
+
+    def __init__(
+        self, uniques: list[Any] | None = None, codes: np.ndarray | None = None, arrow: Any = None
+    ) -> None:
+        self._uniques = uniques
+        self._codes = codes
+        self.arrow = arrow  # pyarrow (large_)string array, or None
+        self.dictionary: Any = None  # once ``arrow`` is encoded: the uniques, in arrow
+
+    @property
+    def uniques(self) -> list[Any]:
+        if self._uniques is None:
+            self._uniques = self.encoded_dictionary().to_pylist()
+        return self._uniques
+
+    @property
+    def codes(self) -> np.ndarray:
+        if self._codes is None:
+            self.encoded_dictionary()
+        assert self._codes is not None
+        return self._codes
+
+    def encoded_dictionary(self) -> Any:
+        """The uniques as an arrow array (encoding ``arrow`` if not done yet)."""
+        if self.dictionary is None:
+            self.dictionary, self._codes = _encode_arrow(self.arrow)
+        return self.dictionary
+
+    def __len__(self) -> int:
+        return len(self.arrow) if self._codes is None else len(self._codes)
 
     def value(self, i: int) -> Any:
-        code = int(self.codes[i])
-        return None if code < 0 else self.uniques[code]
+        if self._codes is None:
+            return self.arrow[i].as_py()
+        code = int(self._codes[i])
+        if code < 0:
+            return None
+        return self.uniques[code] if self._uniques is not None else self.dictionary[code].as_py()
 
 
 @dataclass
@@ -98,7 +158,7 @@ def _from_dict(data: Mapping[str, Any]) -> Table:
     lengths = set()
     for name, col in data.items():
         columns[str(name)] = column = _any_column(col)
-        lengths.add(len(column.codes if isinstance(column, Coded) else column.values))
+        lengths.add(len(column) if isinstance(column, Coded) else len(column.values))
     if len(lengths) > 1:
         raise InvalidRequest(f"columns differ in length: {sorted(lengths)}")
     return Table(lengths.pop() if lengths else 0, columns, {})
@@ -158,10 +218,7 @@ def _from_numpy(arr: np.ndarray, *, nan_is_null: bool = False) -> Column:
     if kind in "iub":
         return Numbers(arr)
     if kind == "f":
-        if nan_is_null:
-            nulls = np.isnan(arr)
-            return Numbers(arr, nulls if nulls.any() else None)
-        return Numbers(arr)
+        return Numbers(arr, nan_is_null=nan_is_null)
     if kind in "US":
         uniques, codes = np.unique(arr, return_inverse=True)
         return Coded(uniques.tolist(), codes.reshape(-1))
@@ -199,6 +256,10 @@ def _from_series(s: Any) -> Column:
     import pandas as pd  # type: ignore[import-untyped]
 
     dtype = s.dtype
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
+        import pyarrow as pa  # type: ignore[import-untyped]
+
+        return _from_arrow(pa.array(s.array))  # no copy; missing values are nulls
     if isinstance(dtype, pd.CategoricalDtype):
         categories = s.cat.categories
         uniques = _iso(categories) if categories.dtype.kind == "M" else categories.tolist()
@@ -242,12 +303,14 @@ def _from_arrow_table(table: Any) -> Table:
 
 
 def _from_arrow(arr: Any) -> Column:
-    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow as pa
     import pyarrow.compute as pc  # type: ignore[import-untyped]
 
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     t = arr.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return Coded(arrow=arr)  # encoded when needed
     nulls = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
         if nulls is not None:
@@ -260,14 +323,19 @@ def _from_arrow(arr: Any) -> Column:
         if pa.types.is_temporal(arr.dictionary.type):
             uniques = _iso(uniques)
         return Coded(uniques, pc.fill_null(arr.indices, -1).to_numpy().astype(np.int64))
-    hashable = (
-        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_temporal(t)
-    ) and not pa.types.is_duration(t)
-    if hashable:
-        encoded = arr.dictionary_encode()
-        uniques = encoded.dictionary.to_pylist()
-        if pa.types.is_temporal(t):
-            uniques = _iso(uniques)
-        codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
-        return Coded(uniques, codes.astype(np.int64))
+    if pa.types.is_temporal(t) and not pa.types.is_duration(t):
+        uniques, codes = _encode_arrow(arr)
+        return Coded(_iso(uniques.to_pylist()), codes)
     return Objects(arr.to_pylist())
+
+
+def _encode_arrow(arr: Any) -> tuple[Any, np.ndarray]:
+    """Distinct values (first seen first, an arrow array) and one code per row (-1: null)."""
+    import pyarrow.compute as pc
+
+    encoded = arr.dictionary_encode()
+    indices = encoded.indices
+    if indices.null_count:
+        indices = pc.fill_null(indices, -1)
+    codes = indices.to_numpy(zero_copy_only=False)
+    return encoded.dictionary, codes.astype(np.int64, copy=False)

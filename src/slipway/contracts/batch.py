@@ -17,6 +17,7 @@ Inputs: a pandas DataFrame, a pyarrow Table, a dict of columns or a list of row 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,7 +138,12 @@ def validate(data: Any, contract: Contract) -> ValidationReport:
         codes = out.codes
         if outside is not None:
             codes[outside] = 0
-        bad = np.flatnonzero(codes != 0) if out.reasons else np.zeros(0, dtype=np.intp)
+        if not out.reasons:
+            bad = np.zeros(0, dtype=np.intp)
+        elif out.rows is not None:
+            bad = out.rows[codes[out.rows] != 0]
+        else:
+            bad = np.flatnonzero(codes != 0)
         counts = np.bincount(codes[bad], minlength=len(out.reasons) + 1)[1:]
         violations = len(bad)
         examples = [
@@ -202,6 +208,8 @@ class _Reasons:
     def __init__(self, n: int) -> None:
         self.codes = np.zeros(n, dtype=np.int16)
         self.reasons: list[str] = []
+        # When known: the only rows (ascending) whose code may be non-zero.
+        self.rows: np.ndarray | None = np.zeros(0, dtype=np.intp)
 
     def code(self, reason: str) -> int:
         try:
@@ -213,6 +221,7 @@ class _Reasons:
     def set(self, mask: np.ndarray, reason: str) -> None:
         if mask.any():
             self.codes[mask] = self.code(reason)
+            self.rows = None
 
     def refuse(self, pending: np.ndarray, bad: np.ndarray, reason: str) -> np.ndarray:
         """Mark ``bad`` rows (among ``pending``) and return the rows still to check."""
@@ -232,6 +241,74 @@ def _check_column(rule: FieldRule, column: Column, out: _Reasons) -> None:
 
 
 def _check_numbers(rule: FieldRule, column: Numbers, out: _Reasons) -> None:
+    # A quick pass finds the rows that may be refused (a superset); the full check then
+    # runs on those rows only, so the reasons (and the order they are found in) are the same.
+    rows = _number_suspects(rule, column)
+    if rows is None:
+        out.rows = None
+        _check_numbers_fully(rule, column, out)
+        return
+    if not len(rows):
+        return
+    nulls = column.nulls_at(rows)
+    sub = _Reasons(len(rows))
+    sub.reasons = out.reasons  # shared: codes mean the same reasons
+    _check_numbers_fully(rule, Numbers(column.values[rows], nulls), sub)
+    out.codes[rows] = sub.codes
+    out.rows = rows
+
+
+_CHUNK = 1 << 16  # rows per step of the quick pass: the step's data stays in cache
+
+
+def _number_suspects(rule: FieldRule, column: Numbers) -> np.ndarray | None:
+    """Rows (ascending) that may break a range rule; None: no quick pass for this rule."""
+    v, kind = column.values, column.values.dtype.kind
+    if rule.type not in ("int", "float") or kind not in "iuf" or rule.allowed is not None:
+        return None
+    # NaN fails every quick pass on floats, so NaN nulls not yet found need not be.
+    nulls = None if column.nan_pending else column.nulls
+    lo, hi = rule.min, rule.max
+    if not all(type(b) in (int, float) and math.isfinite(b) for b in (lo, hi) if b is not None):
+        return None
+    fractional = kind == "f" and rule.type == "int"
+    found = []
+    step = max(1, min(_CHUNK, len(v)))
+    mask, tmp = np.empty(step, dtype=bool), np.empty(step, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for start in range(0, len(v), step):
+            part = v[start : start + step]
+            m, t = mask[: len(part)], tmp[: len(part)]
+            if lo is not None and hi is not None:
+                # False for NaN and infinities too, the bounds being finite.
+                np.greater_equal(part, lo, out=m)
+                np.less_equal(part, hi, out=t)
+                np.logical_and(m, t, out=m)
+                np.logical_not(m, out=m)
+            else:
+                if kind == "f":
+                    np.isfinite(part, out=m)
+                    np.logical_not(m, out=m)
+                else:
+                    m[:] = False
+                if lo is not None:
+                    np.less(part, lo, out=t)
+                    m |= t
+                if hi is not None:
+                    np.greater(part, hi, out=t)
+                    m |= t
+            if fractional:
+                np.not_equal(part, np.floor(part), out=t)
+                m |= t
+            if nulls is not None:
+                m |= nulls[start : start + step]
+            hits = np.flatnonzero(m)
+            if len(hits):
+                found.append(hits + start)
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.intp)
+
+
+def _check_numbers_fully(rule: FieldRule, column: Numbers, out: _Reasons) -> None:
     v, nulls = column.values, column.nulls
     pending = np.ones(len(v), dtype=bool)
     if nulls is not None:
@@ -281,15 +358,119 @@ def _check_allowed(
 
 
 def _check_coded(rule: FieldRule, column: Coded, out: _Reasons) -> None:
+    if column.arrow is not None and not rule.pattern and _check_strings(rule, column.arrow, out):
+        return
     # One check per distinct value; the extra last slot is the code of null (index -1).
-    lookup = np.zeros(len(column.uniques) + 1, dtype=np.int16)
-    for j in _suspects(rule, column.uniques):
-        ok, reason = check_value(rule, column.uniques[j])
+    found = None if column.arrow is None else _arrow_suspects(rule, column.encoded_dictionary())
+    if found is None:
+        suspects: Any = _suspects(rule, column.uniques)
+        values = [column.uniques[j] for j in suspects]
+    else:
+        suspects = found.tolist()
+        values = column.encoded_dictionary().take(found).to_pylist()
+    lookup = np.zeros(len(column.uniques if found is None else column.dictionary) + 1, np.int16)
+    for j, value in zip(suspects, values, strict=True):
+        ok, reason = check_value(rule, value)
         if not ok:
             lookup[j] = out.code(reason)
     if not rule.nullable:
         lookup[-1] = out.code("null not allowed")
     out.codes[:] = lookup[column.codes]
+    out.rows = None
+
+
+def _string_suspects(rule: FieldRule, arr: Any) -> Any:
+    """An arrow mask of the strings check_value may refuse (None: it refuses none), or
+    False when arrow cannot tell for this rule."""
+    if rule.type not in ("string", "category"):
+        return False
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    masks = []
+    if rule.allowed is not None:
+        if not all(a is None or type(a) in (str, int, float, bool) for a in rule.allowed):
+            return False  # a str can only equal a str among these
+        allowed = pa.array([a for a in rule.allowed if type(a) is str], type=arr.type)
+        masks.append(pc.invert(pc.is_in(arr, value_set=allowed)))
+    if rule.max_length is not None:
+        masks.append(pc.greater(pc.utf8_length(arr), rule.max_length))
+    if rule.pattern:
+        re2 = _re2_pattern(rule.pattern)
+        if re2 is None:
+            return False
+        try:
+            masks.append(pc.invert(pc.match_substring_regex(arr, re2)))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return False
+    if not masks:
+        return None
+    mask = masks[0]
+    for m in masks[1:]:
+        mask = pc.or_(mask, m)
+    return pc.fill_null(mask, False) if mask.null_count else mask
+
+
+def _arrow_suspects(rule: FieldRule, dictionary: Any) -> np.ndarray | None:
+    """Positions in an arrow dictionary of strings that check_value may refuse."""
+    import pyarrow.compute as pc
+
+    mask = _string_suspects(rule, dictionary)
+    if mask is False:
+        return None
+    if mask is None:
+        return np.zeros(0, dtype=np.intp)
+    found: np.ndarray = pc.indices_nonzero(mask).to_numpy().astype(np.intp)
+    return found
+
+
+# Regex syntax that Python's re and RE2 (arrow) read the same way: ASCII literals, escaped
+# punctuation, non-negated classes of those, counted repeats, groups and alternation.
+_RE2_SAFE = re.compile(
+    r"(?:[A-Za-z0-9_@:,/=#%&!~'\"<> -]"
+    r"|\\[.\-+*?()\[\]{}|^$/\\]"
+    r"|\[(?:[A-Za-z0-9](?:-[A-Za-z0-9])?|[_@.:,/=#%&!~'\" ]|\\[\-\]\[\\.^])+\]"
+    r"|\{[0-9]{1,3}(?:,[0-9]{0,3})?\}"
+    r"|[?*+|()])*"
+)
+
+
+def _re2_pattern(pattern: str) -> str | None:
+    """The RE2 pattern that fully matches what ``re.fullmatch(pattern)`` does, or None."""
+    body = pattern[1:] if pattern.startswith("^") else pattern
+    if body.endswith("$"):
+        if body.endswith("\\$"):
+            return None
+        body = body[:-1]
+    if "(?" in body.replace("(?:", "") or not _RE2_SAFE.fullmatch(body):
+        return None
+    return f"^(?:{body})$"
+
+
+def _check_strings(rule: FieldRule, arr: Any, out: _Reasons) -> bool:
+    """Check an arrow string array without encoding it: arrow finds the rows that may be
+    refused, check_value gives their reasons. False: not for this rule, nothing done."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    mask = _string_suspects(rule, arr)
+    if mask is False:
+        return False
+    # The first refused value in row order gets the first code, as in _check_coded.
+    if mask is not None:
+        rows = pc.indices_nonzero(mask).to_numpy().astype(np.intp)
+        if len(rows):
+            values = arr.take(pa.array(rows)).to_pylist()
+            codes: dict[Any, int] = {None: 0}  # nulls: below
+            for value in values:
+                if value not in codes:
+                    ok, reason = check_value(rule, value)
+                    codes[value] = 0 if ok else out.code(reason)
+            out.codes[rows] = [codes[v] for v in values]
+            out.rows = rows
+    if not rule.nullable and arr.null_count:
+        out.set(arr.is_null().to_numpy(zero_copy_only=False), "null not allowed")
+    return True
 
 
 def _suspects(rule: FieldRule, uniques: list[Any]) -> range | list[int]:
@@ -316,6 +497,7 @@ def _suspects(rule: FieldRule, uniques: list[Any]) -> range | list[int]:
 def _check_objects(rule: FieldRule, column: Objects, out: _Reasons) -> None:
     cache: dict[tuple[type, Any], int] = {}
     codes = out.codes
+    out.rows = None
     for i, value in enumerate(column.values):
         try:
             key = (type(value), value)
