@@ -118,7 +118,7 @@ def test_redeploy_during_load_loses_nothing(server: Any, iris: Any, e2e: Any) ->
             ids += res.prediction_ids
             bad += res.bad_bodies
         summary = f"statuses={dict(statuses)} versions={dict(versions)} deploys={len(deploys)}"
-        print(summary)
+        print(summary)  # with -s: the figures a release note reports
 
         assert not deploy_failures, deploy_failures
         assert len(deploys) >= LOAD_SECONDS / REDEPLOY_EVERY_S - 2, summary

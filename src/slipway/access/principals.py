@@ -7,6 +7,7 @@ Service accounts are for machines calling endpoints: they may hold only the
 from __future__ import annotations
 
 import builtins
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -74,7 +75,7 @@ def _insert_principal(
             conn.execute(principals.insert().values(**row))
     except IntegrityError:
         raise Conflict(f"principal {name!r} already exists") from None
-    view = principal_view(type("R", (), row))
+    view = principal_view(SimpleNamespace(**row))
     append(conn, actor, "principal.create", target_kind="principal", target=name, after=view)
     return view
 
@@ -112,7 +113,7 @@ def _insert_grant(
         "revoked_at": None,
     }
     conn.execute(grants.insert().values(**row))
-    view = grant_view(type("R", (), row), principal.name)
+    view = grant_view(SimpleNamespace(**row), principal.name)
     append(conn, actor, "grant.create", target_kind="principal", target=principal.name, after=view)
     return view
 

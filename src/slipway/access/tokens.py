@@ -19,6 +19,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -146,14 +147,9 @@ def insert_token(
         "created_at": utcnow(),
     }
     conn.execute(tokens.insert().values(**row))
-    view = token_view(_Row(row), principal_name)
+    view = token_view(SimpleNamespace(**row), principal_name)
     append(conn, actor, "token.create", target_kind="token", target=row["id"], after=view)
     return secret, view
-
-
-class _Row:
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.__dict__.update(data)
 
 
 class TokenService:
