@@ -232,3 +232,45 @@ def test_unsupported_input_is_a_clear_error() -> None:
         validate(42, CONTRACT)
     with pytest.raises(InvalidRequest, match="differ in length"):
         validate({"age": [1, 2], "score": [1.0]}, CONTRACT)
+
+
+def test_columns_checked_in_parallel_give_the_sequential_report(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Large inputs are checked a column per thread; the report must not change."""
+    from slipway.contracts import batch
+
+    rng = np.random.default_rng(7)
+    n = 5_000
+    frame = pd.DataFrame(
+        {
+            "a": rng.integers(0, 120, n),
+            "b": rng.normal(0, 3, n),
+            "c": rng.choice(["x", "y", "z", "w"], n),
+            "d": rng.choice(["AB-12", "AB-7", "bad", "AB-123456"], n),
+        }
+    )
+    frame.loc[::97, "b"] = np.nan
+    contract = Contract.from_dict(
+        {
+            "inputs": [
+                {"name": "a", "type": "int", "min": 0, "max": 100},
+                {"name": "b", "type": "float", "min": -5, "max": 5, "nullable": True},
+                {"name": "c", "type": "category", "allowed": ["x", "y", "z"]},
+                {
+                    "name": "d",
+                    "type": "string",
+                    "pattern": "AB-[0-9]+",
+                    "max_length": 6,
+                    "pii": True,
+                },
+            ]
+        }
+    )
+    sequential = validate(frame, contract)
+    monkeypatch.setattr(batch, "_PARALLEL_CELLS", 0)
+    monkeypatch.setattr(batch.os, "cpu_count", lambda: 4)  # threads even on one core
+    parallel = validate(frame, contract)
+    assert parallel.invalid_rows > 0
+    assert parallel.to_dict() == sequential.to_dict()
+    assert parallel.errors() == sequential.errors()

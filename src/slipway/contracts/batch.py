@@ -17,7 +17,10 @@ Inputs: a pandas DataFrame, a pyarrow Table, a dict of columns or a list of row 
 from __future__ import annotations
 
 import math
+import os
 import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,15 +166,15 @@ def validate(data: Any, contract: Contract) -> ValidationReport:
             invalid[bad] = True
             codes_by_field[name] = (codes, tuple(out.reasons))
 
-    for rule in contract.inputs:
-        out = _Reasons(n)
-        column = table.columns.get(rule.name)
+    rules = contract.inputs
+    columns = [table.columns.get(rule.name) for rule in rules]
+    outs = _check_columns(rules, columns, n)
+    for rule, column, out in zip(rules, columns, outs, strict=True):
         if column is None:
             missing.append(rule.name)
             if not rule.nullable:
                 out.set(np.ones(n, dtype=bool), "missing")
         else:
-            _check_column(rule, column, out)
             absent = table.absent.get(rule.name)
             if absent is not None:
                 out.codes[absent] = 0
@@ -229,6 +232,40 @@ class _Reasons:
         self.set(bad, reason)
         still: np.ndarray = pending & ~bad
         return still
+
+
+# Above this many cells, columns are checked on a few threads: arrow's string kernels and
+# numpy release the GIL, so the text columns and the numeric ones overlap.
+_PARALLEL_CELLS = 2_000_000
+
+
+def _check_columns(
+    rules: Sequence[FieldRule], columns: list[Column | None], n: int
+) -> list[_Reasons]:
+    """Each rule's reasons (none yet for a missing column), checked in parallel if large."""
+    outs = [_Reasons(n) for _ in rules]
+    jobs = [
+        (rule, column, out)
+        for rule, column, out in zip(rules, columns, outs, strict=True)
+        if column is not None
+    ]
+    workers = min(4, os.cpu_count() or 1, len(jobs))
+    # A column checked twice (a contract built with a repeated name) stays on one thread:
+    # its encoding is made once, on first use.
+    shared = len({id(job[1]) for job in jobs}) < len(jobs)
+    if n * len(jobs) < _PARALLEL_CELLS or workers < 2 or shared:
+        for job in jobs:
+            _check_column(*job)
+        return outs
+    # Slowest first (text, then Python objects, then numbers), so the numbers fill the gaps.
+    jobs.sort(key=lambda job: _COST.get(type(job[1]), 0), reverse=True)
+    with ThreadPoolExecutor(workers) as pool:
+        for future in [pool.submit(_check_column, *job) for job in jobs]:
+            future.result()
+    return outs
+
+
+_COST = {Coded: 2, Objects: 1, Numbers: 0}
 
 
 def _check_column(rule: FieldRule, column: Column, out: _Reasons) -> None:
