@@ -53,6 +53,7 @@ class Runtime:
         model_service = ModelService(engine)
         version_service = VersionService(engine, artifacts, model_service)
         sealer = Sealer(load_key(settings))
+        tokens = TokenService(engine)
         pool = PredictorPool(artifacts, settings.trusted_pyfunc_modules)
         writer = RecordWriter(
             engine, batch_max=settings.record_batch_max, flush_ms=settings.record_flush_ms
@@ -67,8 +68,8 @@ class Runtime:
             endpoints=EndpointService(engine, version_service, pool),
             writer=writer,
             inference=InferenceService(pool, writer, sealer, threads=settings.predict_threads),
-            tokens=TokenService(engine),
-            principals=PrincipalService(engine),
+            tokens=tokens,
+            principals=PrincipalService(engine, tokens),
             rate_limiter=RateLimiter(settings.rate_limit_rps, settings.max_concurrent),
             quarantine=QuarantineService(engine, sealer),
         )

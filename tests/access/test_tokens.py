@@ -375,3 +375,25 @@ def test_revoke_during_a_snapshot_refresh_is_not_lost(
     finally:
         event.remove(engine, "after_cursor_execute", after_execute)
     assert svc.resolve(secret) is None
+
+
+def test_principal_changes_drop_the_token_snapshot_at_once(
+    engine: Engine, svc: TokenService
+) -> None:
+    """The service that disables a principal or changes grants drops this worker's
+    snapshot itself: no caller has to remember to, and no one-second wait."""
+    people = PrincipalService(engine, svc)
+    people.create("carol", kind="user", actor=ADMIN)
+    grant = people.grant("carol", "viewer", actor=ADMIN)
+    secret, _ = svc.issue("carol", actor=ADMIN)
+    assert svc.resolve(secret) is not None  # snapshot loaded; refresh_s is 1 s
+    people.set_disabled("carol", True, actor=ADMIN)
+    assert svc.resolve(secret) is None
+    people.set_disabled("carol", False, actor=ADMIN)
+    assert svc.resolve(secret) is not None
+    people.revoke_grant(grant["id"], actor=ADMIN)
+    info = svc.resolve(secret)
+    assert info is not None and not info.as_principal().can(Permission.MODEL_READ, "m")
+    people.grant("carol", "viewer", actor=ADMIN)
+    info = svc.resolve(secret)
+    assert info is not None and info.as_principal().can(Permission.MODEL_READ, "m")

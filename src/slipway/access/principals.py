@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from slipway.access.authz import ROLES, SCOPE_KINDS
-from slipway.access.tokens import _principal_row, insert_token
+from slipway.access.tokens import TokenService, _principal_row, insert_token
 from slipway.audit import Actor, append
 from slipway.errors import Conflict, NotFound, ValidationFailed
 from slipway.ids import new_id, utcnow
@@ -119,8 +119,16 @@ def _insert_grant(
 
 
 class PrincipalService:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, tokens: TokenService | None = None) -> None:
         self.engine = engine
+        # Disabling a principal or changing its grants changes what its tokens may do:
+        # this process's token snapshot is dropped at once (other workers refresh theirs
+        # within a second).
+        self.tokens = tokens
+
+    def _changed(self) -> None:
+        if self.tokens is not None:
+            self.tokens.invalidate()
 
     def create(self, name: str, *, kind: str, owner: str = "", actor: Actor) -> dict[str, Any]:
         with transaction(self.engine) as conn:
@@ -158,6 +166,7 @@ class PrincipalService:
                 before=before,
                 after=after,
             )
+        self._changed()
         return after
 
     def grant(
@@ -170,9 +179,11 @@ class PrincipalService:
         scope_name: str | None = None,
     ) -> dict[str, Any]:
         with transaction(self.engine) as conn:
-            return _insert_grant(
+            view = _insert_grant(
                 conn, _principal_row(conn, name), role, scope_kind, scope_name, actor
             )
+        self._changed()
+        return view
 
     def list_grants(self, name: str | None = None) -> builtins.list[dict[str, Any]]:
         query = select(grants, principals.c.name.label("principal_name")).join(
@@ -208,6 +219,7 @@ class PrincipalService:
                 before=before,
                 after=after,
             )
+        self._changed()
         return after
 
 

@@ -78,24 +78,18 @@ async def show_principal(principal: str, request: Request, _: Principal = MANAGE
 async def disable_principal(
     principal: str, request: Request, _: Principal = MANAGE
 ) -> dict[str, Any]:
-    runtime = runtime_of(request)
-    result = await run_in_threadpool(
-        runtime.principals.set_disabled, principal, True, actor=actor_of(request)
+    return await run_in_threadpool(
+        runtime_of(request).principals.set_disabled, principal, True, actor=actor_of(request)
     )
-    runtime.tokens.invalidate()
-    return result
 
 
 @router.post("/principals/{principal}/enable", responses=errors(404, 409))
 async def enable_principal(
     principal: str, request: Request, _: Principal = MANAGE
 ) -> dict[str, Any]:
-    runtime = runtime_of(request)
-    result = await run_in_threadpool(
-        runtime.principals.set_disabled, principal, False, actor=actor_of(request)
+    return await run_in_threadpool(
+        runtime_of(request).principals.set_disabled, principal, False, actor=actor_of(request)
     )
-    runtime.tokens.invalidate()
-    return result
 
 
 @router.post("/tokens", status_code=201, responses=errors(400, 404, 409))
@@ -149,17 +143,14 @@ async def rotate_token(
 async def create_grant(
     body: GrantCreate, request: Request, _: Principal = MANAGE
 ) -> dict[str, Any]:
-    runtime = runtime_of(request)
-    view = await run_in_threadpool(
-        runtime.principals.grant,
+    return await run_in_threadpool(
+        runtime_of(request).principals.grant,
         body.principal,
         body.role,
         actor=actor_of(request),
         scope_kind=body.scope_kind,
         scope_name=body.scope_name,
     )
-    runtime.tokens.invalidate()
-    return view
 
 
 @router.get("/grants", responses=errors(404))
@@ -173,9 +164,6 @@ async def list_grants(
 
 @router.post("/grants/{grant_id}/revoke", responses=errors(404, 409))
 async def revoke_grant(grant_id: str, request: Request, _: Principal = MANAGE) -> dict[str, Any]:
-    runtime = runtime_of(request)
-    view = await run_in_threadpool(
-        runtime.principals.revoke_grant, grant_id, actor=actor_of(request)
+    return await run_in_threadpool(
+        runtime_of(request).principals.revoke_grant, grant_id, actor=actor_of(request)
     )
-    runtime.tokens.invalidate()
-    return view
