@@ -245,6 +245,9 @@ def test_replay_after_a_widened_version_resolves_rows(
         replayed = client.replay_quarantine("replay", ids=[ids["a1"], ids["a2"], ids["b"]])
         assert replayed["version"] == setup["v2"]
         assert (replayed["replayed"], replayed["resolved"], replayed["still_failing"]) == (3, 2, 1)
+        # Written in the same transaction as the rows' new status.
+        [event] = client.audit_events(action="quarantine.replay", target="replay")
+        assert event["after"] == {"replayed": 3, "resolved": 2, "version": setup["v2"]}
         by_id = {r["quarantine_id"]: r for r in replayed["results"]}
         for tag in ("a1", "a2"):
             pid = by_id[ids[tag]]["prediction_id"]

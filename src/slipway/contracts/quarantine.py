@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from slipway.audit import Actor, append
 from slipway.contracts.schema import Contract
 from slipway.errors import NotFound, ValidationFailed
 from slipway.ids import new_id, utcnow
@@ -144,11 +145,7 @@ class QuarantineService:
     def list(
         self, endpoint: str, *, status: str | None = None, limit: int = 100, after: str = ""
     ) -> dict[str, Any]:
-        if status is not None and status not in STATUSES:
-            raise ValidationFailed.field("status", f"must be one of {', '.join(STATUSES)}")
-        where = [quarantine.c.endpoint == endpoint]
-        if status:
-            where.append(quarantine.c.status == status)
+        """One page of rows, with the endpoint's open and resolved counts."""
         with self.engine.connect() as conn:
             counts: dict[str, int] = dict(
                 conn.execute(
@@ -157,27 +154,35 @@ class QuarantineService:
                     .group_by(quarantine.c.status)
                 ).all()
             )
-            rows = conn.execute(
-                select(quarantine)
-                .where(*where, quarantine.c.id > after)
-                .order_by(quarantine.c.id)
-                .limit(limit)
-            ).all()
         return {
             "endpoint": endpoint,
             "open": int(counts.get("open", 0)),
             "resolved": int(counts.get("resolved", 0)),
-            "rows": [view(r) for r in rows],
+            "rows": self._page(endpoint, status, limit, after),
         }
 
     def iter_all(self, endpoint: str, status: str | None = None) -> Iterator[dict[str, Any]]:
         after = ""
         while True:
-            page = self.list(endpoint, status=status, limit=500, after=after)["rows"]
+            page = self._page(endpoint, status, 500, after)
             if not page:
                 return
             yield from page
             after = page[-1]["id"]
+
+    def _page(
+        self, endpoint: str, status: str | None, limit: int, after: str
+    ) -> builtins.list[dict[str, Any]]:
+        if status is not None and status not in STATUSES:
+            raise ValidationFailed.field("status", f"must be one of {', '.join(STATUSES)}")
+        where = [quarantine.c.endpoint == endpoint, quarantine.c.id > after]
+        if status:
+            where.append(quarantine.c.status == status)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(quarantine).where(*where).order_by(quarantine.c.id).limit(limit)
+            ).all()
+        return [view(r) for r in rows]
 
     def get(self, quarantine_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
@@ -202,20 +207,34 @@ class QuarantineService:
     def mark(
         self,
         outcomes: builtins.list[tuple[str, str | None, builtins.list[dict[str, Any]] | None]],
-        actor: str,
-    ) -> None:
-        """Record replay outcomes: (id, prediction id or None, new reasons or None)."""
+        *,
+        actor: Actor,
+        endpoint: str,
+        version: int | None,
+    ) -> int:
+        """Record replay outcomes — (id, prediction id or None, new reasons or None) — and
+        the audit event, in one transaction; returns how many rows were resolved."""
         now = utcnow()
+        resolved = sum(1 for _, prediction_id, _ in outcomes if prediction_id)
         with transaction(self.engine) as conn:
+            append(
+                conn,
+                actor,
+                "quarantine.replay",
+                target_kind="endpoint",
+                target=endpoint,
+                after={"replayed": len(outcomes), "resolved": resolved, "version": version},
+            )
             for qid, prediction_id, reasons in outcomes:
                 values: dict[str, Any] = {"attempts": quarantine.c.attempts + 1}
                 if prediction_id is not None:
                     values.update(
                         status="resolved",
                         resolved_at=now,
-                        resolved_by=actor,
+                        resolved_by=actor.name,
                         prediction_id=prediction_id,
                     )
                 elif reasons is not None:
                     values["reasons"] = reasons
                 conn.execute(quarantine.update().where(quarantine.c.id == qid).values(**values))
+        return resolved

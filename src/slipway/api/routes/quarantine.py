@@ -15,9 +15,7 @@ from slipway.access.authz import Permission, Principal
 from slipway.api.auth import actor_of, authorize_target, require, runtime_of
 from slipway.api.errors import request_id_of
 from slipway.api.routes import PROTECTED, errors
-from slipway.audit import append
 from slipway.errors import ContractViolation
-from slipway.store.engine import transaction
 
 router = APIRouter(prefix="/api/v1", tags=["quarantine"], responses=PROTECTED)
 
@@ -122,22 +120,13 @@ async def replay_quarantine(
                 {"field": detail["field"], "reason": detail["reason"]}
             )
         outcomes = [(ids[i], None, reasons) for i, reasons in sorted(by_row.items())]
-    actor = actor_of(request)
-    await run_in_threadpool(runtime.quarantine.mark, outcomes, actor.name)
-    resolved = sum(1 for _, pid, _ in outcomes if pid)
-
-    def audit() -> None:
-        with transaction(runtime.engine) as conn:
-            append(
-                conn,
-                actor,
-                "quarantine.replay",
-                target_kind="endpoint",
-                target=endpoint,
-                after={"replayed": len(outcomes), "resolved": resolved, "version": version},
-            )
-
-    await run_in_threadpool(audit)
+    resolved = await run_in_threadpool(
+        runtime.quarantine.mark,
+        outcomes,
+        actor=actor_of(request),
+        endpoint=endpoint,
+        version=version,
+    )
     return {
         "endpoint": endpoint,
         "version": version,
