@@ -102,12 +102,6 @@ class Contract:
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.inputs)
 
-    def field(self, name: str) -> FieldRule:
-        for f in self.inputs:
-            if f.name == name:
-                return f
-        raise KeyError(name)
-
     def validate(self, data: Any) -> Any:
         """Check a whole data set (DataFrame, arrow Table, columns or rows) in one go;
         returns a ``contracts.batch.ValidationReport`` with counts and examples per field."""
