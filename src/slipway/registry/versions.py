@@ -42,6 +42,8 @@ class Version:
     flavor: str
     signature: dict[str, Any]
     contract: dict[str, Any] | None = None
+    # The reference profile (monitoring/profile.py); None when no training data was given.
+    profile: dict[str, Any] | None = None
     library_versions: dict[str, str] = field(default_factory=dict)
     trusted_types: list[str] = field(default_factory=list)
     example_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -80,6 +82,8 @@ class Version:
         for key in ("created_at", "updated_at"):
             out[key] = out[key].isoformat() if out[key] else None
         out["contract"] = self.data_contract.to_dict()
+        # Sketches are bulky and binary; the profile has its own route.
+        out["has_profile"] = out.pop("profile") is not None
         if not with_examples:
             out.pop("example_rows")
         return out

@@ -93,6 +93,8 @@ versions = Table(
     Column("signature", JSON, nullable=False),
     # The data contract (contracts/schema.py); NULL on versions registered before it.
     Column("contract", JSON, nullable=True),
+    # The reference profile (monitoring/profile.py): sketches of the training data.
+    Column("profile", JSON, nullable=True),
     Column("trusted_types", JSON, nullable=False, default=list),
     Column("example_rows", JSON, nullable=False, default=list),
     Column("lineage", JSON, nullable=False, default=dict),
@@ -117,6 +119,8 @@ endpoints = Table(
     Column("generation", Integer, nullable=False, default=1),
     # reject: a request with any bad row gets 422; partial: good rows are predicted.
     Column("contract_mode", String(16), nullable=False, default="reject"),
+    # The p99 latency objective the default latency monitor holds the endpoint to.
+    Column("latency_slo_ms", Float, nullable=True),
     Column("created_by", String(128), nullable=False),
     Column("created_at", _utc(), nullable=False),
     Column("updated_at", _utc(), nullable=False),
@@ -246,4 +250,131 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# Live windows (monitoring/windows.py): one row per flush of one worker's window of one
+# endpoint x version x time bucket. Rows of the same bucket are merged on read; old
+# minute rows are rolled up into hour rows, hours into days.
+monitor_windows = Table(
+    "monitor_windows",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("endpoint", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("version_id", String(32), nullable=False),
+    Column("granularity", String(8), nullable=False),  # minute | hour | day
+    Column("bucket_start", _utc(), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("created_at", _utc(), nullable=False),
+    Index("ix_monitor_windows_lookup", "endpoint", "granularity", "bucket_start"),
+)
+
+# Ground truth for predictions, arriving later; one row per prediction id (a second
+# label for the same id replaces the first and is reported as updated).
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("prediction_id", String(48), primary_key=True),
+    Column("record_id", String(32), nullable=False),
+    Column("endpoint", String(128), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("predicted_at", _utc(), nullable=False),
+    Column("received_at", _utc(), nullable=False),
+    Column("label", JSON, nullable=False),
+    # The prediction as answered, copied from the record so metrics need no join.
+    Column("prediction", JSON, nullable=False),
+    Column("probabilities", JSON, nullable=True),
+    Column("classes", JSON, nullable=True),
+    Column("source", String(16), nullable=False, default="feedback"),  # feedback | override
+    Column("created_by", String(128), nullable=False),
+    Index("ix_feedback_endpoint_predicted", "endpoint", "predicted_at"),
+)
+
+# Declarative rules over live windows (monitoring/monitors.py).
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("endpoint", String(128), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("metric", String(32), nullable=False),
+    # The feature a drift monitor watches; NULL watches every feature, one alert each.
+    Column("feature", String(128), nullable=True),
+    Column("window_s", Integer, nullable=False),
+    Column("op", String(2), nullable=False),  # ">" | "<"
+    Column("threshold", Float, nullable=False),
+    Column("min_samples", Integer, nullable=False),
+    Column("severity", String(16), nullable=False),  # info | warning | critical
+    Column("enabled", Boolean, nullable=False, default=True),
+    # Created by slipway on deploy (and replaced on the next deploy) or by a person.
+    Column("builtin", Boolean, nullable=False, default=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", _utc(), nullable=False),
+    Column("updated_at", _utc(), nullable=False),
+    UniqueConstraint("endpoint", "name", name="uq_monitors_endpoint_name"),
+)
+
+# What monitors raise. One firing alert per fingerprint (monitor, version, subject);
+# it is updated while the breach lasts and resolved when the metric recovers.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("fingerprint", String(300), nullable=False),
+    Column("monitor_id", String(32), nullable=False),
+    Column("monitor", String(128), nullable=False),
+    Column("endpoint", String(128), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("metric", String(32), nullable=False),
+    Column("subject", String(128), nullable=False, default=""),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # firing | resolved
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("started_at", _utc(), nullable=False),
+    Column("updated_at", _utc(), nullable=False),
+    Column("resolved_at", _utc(), nullable=True),
+    Index("ix_alerts_fingerprint_state", "fingerprint", "state"),
+    Index("ix_alerts_endpoint_started", "endpoint", "started_at"),
+)
+
+# Where alerts go. secret_ref (env:NAME or file:PATH) keys the webhook's HMAC signature.
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # webhook | slack | log
+    Column("url", String(2048), nullable=False, default=""),
+    Column("secret_ref", String(512), nullable=False, default=""),
+    # Endpoints whose alerts this channel receives; empty means all.
+    Column("endpoints", JSON, nullable=False, default=list),
+    Column("min_severity", String(16), nullable=False, default="info"),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", _utc(), nullable=False),
+)
+
+# The delivery outbox: written in the same transaction as the alert change it reports,
+# then sent with retries and backoff; every attempt's outcome is kept here.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("alert_id", String(32), nullable=False),
+    Column("channel", String(128), nullable=False),
+    Column("event", String(16), nullable=False),  # firing | resolved
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", _utc(), nullable=False),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("response_status", Integer, nullable=True),
+    Column("created_at", _utc(), nullable=False),
+    Column("delivered_at", _utc(), nullable=True),
+    Index("ix_alert_deliveries_status_next", "status", "next_attempt_at"),
+    Index("ix_alert_deliveries_alert", "alert_id"),
 )
