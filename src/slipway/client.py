@@ -128,6 +128,7 @@ class Client:
         description: str = "",
         library_versions: Mapping[str, str] | None = None,
         contract: Mapping[str, Any] | None = None,
+        profile: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Upload ``artifact`` and register it; the answer says ``ready`` or ``failed``."""
         uploaded = self.upload_artifact(artifact)
@@ -143,6 +144,8 @@ class Client:
         }
         if contract is not None:
             body["contract"] = dict(contract)
+        if profile is not None:
+            body["profile"] = dict(profile)
         return self._call("POST", f"/api/v1/models/{model}/versions", json=body)
 
     def register(self, model: Any, *, name: str, X_train: Any, **options: Any) -> dict[str, Any]:
@@ -179,6 +182,7 @@ class Client:
         contract_mode: str | None = None,
         allow_breaking: bool = False,
         reason: str = "",
+        latency_slo_ms: float | None = None,
     ) -> dict[str, Any]:
         """Serve ``model`` v``version`` on ``endpoint``. A breaking input-contract change
         needs ``allow_breaking=True`` and a ``reason`` (both audited)."""
@@ -187,7 +191,84 @@ class Client:
             body["contract_mode"] = contract_mode
         if allow_breaking:
             body.update(allow_breaking=True, reason=reason)
+        if latency_slo_ms is not None:
+            body["latency_slo_ms"] = latency_slo_ms
         return self._call("POST", f"/api/v1/endpoints/{endpoint}/deploy", json=body)
+
+    # -- monitoring ------------------------------------------------------------------------
+    def monitoring(
+        self, endpoint: str, *, window: int = 86400, version: int | None = None
+    ) -> dict[str, Any]:
+        """The endpoint's health over the last ``window`` seconds (see monitoring/summary)."""
+        params: dict[str, Any] = {"window": window}
+        if version is not None:
+            params["version"] = version
+        return self._call("GET", f"/api/v1/endpoints/{endpoint}/monitoring", params=params)
+
+    def send_feedback(
+        self, endpoint: str, labels: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Ground truth by prediction id: ``{id: label}`` or ``[{prediction_id, label}]``;
+        sent in batches of 10,000, the reports summed."""
+        items = (
+            [{"prediction_id": k, "label": v} for k, v in labels.items()]
+            if isinstance(labels, Mapping)
+            else [dict(item) for item in labels]
+        )
+        total: dict[str, Any] = {"received": 0, "accepted": 0, "updated": 0}
+        total |= {"unknown": [], "invalid": []}
+        for start in range(0, len(items), 10_000):
+            batch = items[start : start + 10_000]
+            report = self._call(
+                "POST", f"/api/v1/endpoints/{endpoint}/feedback", json={"items": batch}
+            )
+            for key in ("received", "accepted", "updated"):
+                total[key] += report[key]
+            total["unknown"] += report["unknown"]
+            total["invalid"] += [
+                {**bad, "index": bad["index"] + start} for bad in report["invalid"]
+            ]
+        return total
+
+    def list_monitors(self, endpoint: str) -> list[dict[str, Any]]:
+        return self._list(f"/api/v1/endpoints/{endpoint}/monitors", "monitors")
+
+    def create_monitor(self, endpoint: str, **fields: Any) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/endpoints/{endpoint}/monitors", json=fields)
+
+    def update_monitor(self, endpoint: str, name: str, **fields: Any) -> dict[str, Any]:
+        return self._call("PATCH", f"/api/v1/endpoints/{endpoint}/monitors/{name}", json=fields)
+
+    def delete_monitor(self, endpoint: str, name: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/api/v1/endpoints/{endpoint}/monitors/{name}")
+
+    def evaluate_monitors(self, endpoint: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/endpoints/{endpoint}/monitors/evaluate")
+
+    def list_alerts(self, **filters: Any) -> list[dict[str, Any]]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return self._list("/api/v1/alerts", "alerts", params=params)
+
+    def get_alert(self, alert_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/alerts/{alert_id}")
+
+    def resolve_alert(self, alert_id: str, *, reason: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/alerts/{alert_id}/resolve", json={"reason": reason})
+
+    def create_channel(self, name: str, kind: str, **options: Any) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/channels", json={"name": name, "kind": kind, **options})
+
+    def list_channels(self) -> list[dict[str, Any]]:
+        return self._list("/api/v1/channels", "channels")
+
+    def delete_channel(self, name: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/api/v1/channels/{name}")
+
+    def test_channel(self, name: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/channels/{name}/test")
+
+    def get_profile(self, model: str, version: int) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/models/{model}/versions/{version}/profile")
 
     def list_endpoints(self) -> list[dict[str, Any]]:
         return self._list("/api/v1/endpoints", "endpoints")

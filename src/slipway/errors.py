@@ -18,7 +18,9 @@ error shape, ``cli`` into a message and a non-zero exit).
     ├── ModelLoadFailed              422 model_load_failed  flavor could not load the artifact
     ├── PredictionFailed             500 prediction_failed  the model raised on valid input
     ├── OutputContractViolation      500 output_contract_violation  an answer broke the rules
-    └── Unavailable                  503 unavailable        not ready, store down, draining
+    ├── Unavailable                  503 unavailable        not ready, store down, draining
+    │   └── Overloaded               503 overloaded         endpoint at capacity, with Retry-After
+    └── DeadlineExceeded             504 deadline_exceeded  its deadline passed before its turn
 """
 
 from __future__ import annotations
@@ -126,3 +128,12 @@ class OutputContractViolation(SlipwayError):
 class Unavailable(SlipwayError):
     code = "unavailable"
     status = 503
+
+
+class Overloaded(Unavailable):
+    code = "overloaded"
+
+
+class DeadlineExceeded(SlipwayError):
+    code = "deadline_exceeded"
+    status = 504

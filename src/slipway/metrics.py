@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 AUTH_FAILURES = Counter(
     "slipway_auth_failures_total",
@@ -27,4 +27,31 @@ OUTPUT_CONTRACT_VIOLATIONS = Counter(
     "slipway_output_contract_violations_total",
     "Model answers withheld because they broke the output contract.",
     ["endpoint", "version"],
+)
+ALERTS_FIRED = Counter(
+    "slipway_alerts_fired_total", "Alerts that started firing.", ["endpoint", "severity"]
+)
+ALERT_DELIVERIES = Counter(
+    "slipway_alert_deliveries_total",
+    "Alert delivery attempts by channel kind and outcome (delivered, retry, failed).",
+    ["kind", "outcome"],
+)
+PREDICTIONS = Counter(
+    "slipway_predictions_total",
+    "Inference requests by outcome (ok, contract_violation, error, output_contract_violation).",
+    ["endpoint", "version", "outcome"],
+)
+PREDICTION_ROWS = Counter(
+    "slipway_prediction_rows_total", "Rows predicted.", ["endpoint", "version"]
+)
+PREDICTION_LATENCY = Histogram(
+    "slipway_prediction_latency_seconds",
+    "Time from decoded request to model answer, per request.",
+    ["endpoint", "version"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+SHED = Counter(
+    "slipway_shed_total",
+    "Inference requests refused unrun: endpoint at capacity (503) or deadline passed (504).",
+    ["endpoint", "reason"],
 )

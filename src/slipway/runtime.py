@@ -7,6 +7,7 @@ and create the first admin token. Nothing here knows about HTTP.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -15,6 +16,13 @@ from slipway.access.ratelimit import RateLimiter
 from slipway.access.tokens import TokenService
 from slipway.artifacts.store import ArtifactStore
 from slipway.contracts.quarantine import QuarantineService, Sealer, load_key
+from slipway.ids import utcnow
+from slipway.monitoring.alerts import AlertService
+from slipway.monitoring.channels import ChannelService
+from slipway.monitoring.feedback import FeedbackService
+from slipway.monitoring.monitors import MonitorService
+from slipway.monitoring.summary import Summarizer
+from slipway.monitoring.windows import WindowRecorder, WindowStore
 from slipway.registry.models import ModelService
 from slipway.registry.versions import VersionService
 from slipway.serving.endpoints import EndpointService
@@ -40,6 +48,13 @@ class Runtime:
     principals: PrincipalService
     rate_limiter: RateLimiter
     quarantine: QuarantineService
+    windows: WindowRecorder
+    window_store: WindowStore
+    feedback: FeedbackService
+    monitors: MonitorService
+    channels: ChannelService
+    alerts: AlertService
+    summaries: Summarizer
     draining: bool = field(default=False)
 
     @classmethod
@@ -58,6 +73,14 @@ class Runtime:
         writer = RecordWriter(
             engine, batch_max=settings.record_batch_max, flush_ms=settings.record_flush_ms
         )
+        windows = WindowRecorder()
+        window_store = WindowStore(engine)
+        feedback = FeedbackService(engine)
+        monitors = MonitorService(engine, window_store, feedback)
+        endpoint_service = EndpointService(engine, version_service, pool)
+        endpoint_service.deploy_hooks.append(monitors.ensure_defaults)
+        channels = ChannelService(engine)
+        alerts = AlertService(engine, channels)
         return cls(
             settings=settings,
             engine=engine,
@@ -65,14 +88,35 @@ class Runtime:
             models=model_service,
             versions=version_service,
             pool=pool,
-            endpoints=EndpointService(engine, version_service, pool),
+            endpoints=endpoint_service,
             writer=writer,
-            inference=InferenceService(pool, writer, sealer, threads=settings.predict_threads),
+            inference=InferenceService(
+                pool, writer, sealer, threads=settings.predict_threads, windows=windows
+            ),
             tokens=tokens,
             principals=PrincipalService(engine, tokens),
             rate_limiter=RateLimiter(settings.rate_limit_rps, settings.max_concurrent),
             quarantine=QuarantineService(engine, sealer),
+            windows=windows,
+            window_store=window_store,
+            feedback=feedback,
+            monitors=monitors,
+            channels=channels,
+            alerts=alerts,
+            summaries=Summarizer(
+                endpoint_service, version_service, window_store, feedback, monitors, alerts
+            ),
         )
+
+    def check_monitors(self, endpoint: str | None = None) -> dict[str, Any]:
+        """Write this worker's open windows, judge every monitor (of one ``endpoint``),
+        raise or resolve alerts and send what is due. The monitor controller runs this
+        every ``monitor_interval_s``; the API can force it for one endpoint."""
+        self.windows.flush(self.engine, everything=True)
+        evaluations = self.monitors.evaluate(endpoint=endpoint)
+        changes = self.alerts.apply(evaluations, utcnow())
+        delivered = self.alerts.deliver_due()
+        return {"evaluations": evaluations, "changes": changes, "delivered": delivered}
 
     def close(self) -> None:
         self.inference.shutdown()

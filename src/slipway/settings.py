@@ -94,6 +94,18 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("audit_checkpoint_events", int, 1000, "Write a checkpoint every N audit events."),
     Setting("audit_checkpoint_s", float, 60.0, "...or every T seconds when events arrived."),
+    Setting(
+        "monitor_interval_s",
+        float,
+        60.0,
+        "How often monitors are evaluated (and alerts raised or resolved); 0 turns it off.",
+    ),
+    Setting(
+        "monitor_flush_s",
+        float,
+        5.0,
+        "How often closed one-minute monitoring windows are written to the store.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

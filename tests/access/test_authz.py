@@ -25,14 +25,22 @@ from slipway.access.tokens import PREFIX, TOKEN_LEN, new_token_string, token_loo
 from slipway.errors import Forbidden, RateLimited
 
 P = Permission
-VIEWER = {P.MODEL_READ, P.ENDPOINT_READ, P.PREDICTION_READ, P.METRICS_READ, P.QUARANTINE_READ}
+VIEWER = {
+    P.MODEL_READ,
+    P.ENDPOINT_READ,
+    P.PREDICTION_READ,
+    P.METRICS_READ,
+    P.QUARANTINE_READ,
+    P.MONITOR_READ,
+}
 # The declared policy, written out independently of authz.py so a change there shows here.
 EXPECTED = {
     "viewer": VIEWER,
     "developer": VIEWER | {P.MODEL_WRITE, P.VERSION_REGISTER},
     "approver": VIEWER,
-    "operator": VIEWER | {P.ENDPOINT_DEPLOY, P.QUARANTINE_REPLAY},
-    "predictor": {P.PREDICT},
+    "operator": VIEWER
+    | {P.ENDPOINT_DEPLOY, P.QUARANTINE_REPLAY, P.MONITOR_WRITE, P.FEEDBACK_WRITE},
+    "predictor": {P.PREDICT, P.FEEDBACK_WRITE},
     "admin": set(Permission),
 }
 # What a scoped grant may reach on a route that names no object (lists, artifact upload).
@@ -42,6 +50,8 @@ COLLECTION_OK = {
     P.PREDICTION_READ,
     P.VERSION_REGISTER,
     P.QUARANTINE_READ,
+    P.MONITOR_READ,
+    P.MONITOR_WRITE,
 }
 
 
@@ -56,7 +66,7 @@ def test_roles_are_exactly_the_declared_policy() -> None:
     assert set(ROLES) == set(EXPECTED)
     for role, perms in EXPECTED.items():
         assert set(ROLE_PERMISSIONS[role]) == perms, role
-    assert permissions_of(["viewer", "predictor"]) == VIEWER | {P.PREDICT}
+    assert permissions_of(["viewer", "predictor"]) == VIEWER | {P.PREDICT, P.FEEDBACK_WRITE}
     assert permissions_of([]) == frozenset()
     # Every permission declares what kind of object it targets.
     assert set(TARGET_KIND) == set(Permission)
@@ -116,7 +126,10 @@ def test_service_account_predictor_on_named_endpoint_only() -> None:
     assert svc.can(P.PREDICT, "iris-prod")
     assert not svc.can(P.PREDICT, "iris-staging")
     assert not svc.can(P.PREDICT, None)  # predict is never a collection permission
-    for permission in set(Permission) - {P.PREDICT}:
+    # The application that asked for a prediction may later send its ground truth.
+    assert svc.can(P.FEEDBACK_WRITE, "iris-prod")
+    assert not svc.can(P.FEEDBACK_WRITE, "iris-staging")
+    for permission in set(Permission) - {P.PREDICT, P.FEEDBACK_WRITE}:
         for target in (None, "iris-prod"):
             assert not svc.can(permission, target), (permission, target)
 

@@ -218,6 +218,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/grants/{grant_id}/revoke"): {},
     # Replaying an id that is not quarantined replays nothing.
     ("POST", "/api/v1/endpoints/{endpoint}/quarantine/replay"): {"json": {"ids": ["0" * 32]}},
+    ("POST", "/api/v1/endpoints/{endpoint}/feedback"): {"json": {"items": []}},
+    ("POST", "/api/v1/endpoints/{endpoint}/monitors"): {"json": {"metric": "not-a-metric"}},
+    ("PATCH", "/api/v1/endpoints/{endpoint}/monitors/{monitor}"): {"json": {"severity": "x"}},
+    ("DELETE", "/api/v1/endpoints/{endpoint}/monitors/{monitor}"): {},  # no such monitor
+    ("POST", "/api/v1/endpoints/{endpoint}/monitors/evaluate"): {},  # judges, changes no rule
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): {"json": {}},
+    ("POST", "/api/v1/channels"): {"json": {}},
+    ("DELETE", "/api/v1/channels/{channel}"): {},  # no such channel
+    ("POST", "/api/v1/channels/{channel}/test"): {},
 }
 # Routes that destroy what they name get a throwaway object instead of A/B/E/F.
 THROWAWAY_NAME = {
@@ -243,6 +252,9 @@ def _params(call: Call, world: World, *, other: bool) -> dict[str, str]:
         else world.revoke_token_id,
         "grant_id": world.grant_id,
         "quarantine_id": "0" * 32,  # authorized callers get 404, the others 401/403
+        "alert_id": "0" * 32,
+        "monitor": "matrix-no-such-monitor",
+        "channel": "matrix-no-such-channel",
     }
     names = re.findall(r"\{(\w+)\}", call.path)
     unknown = [n for n in names if not values.get(n)]

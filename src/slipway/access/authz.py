@@ -8,10 +8,11 @@ any) include the permission. Everything else is denied.
 
     role        permissions
     viewer      model:read endpoint:read prediction:read metrics:read quarantine:read
+                monitor:read
     developer   viewer + model:write version:register
     approver    viewer (+ approval decisions, with governance)
-    operator    viewer + endpoint:deploy quarantine:replay
-    predictor   predict                      (what service accounts get, per endpoint)
+    operator    viewer + endpoint:deploy quarantine:replay monitor:write feedback:write
+    predictor   predict feedback:write       (what service accounts get, per endpoint)
     admin       every permission
 """
 
@@ -37,6 +38,10 @@ class Permission(StrEnum):
     PRINCIPAL_MANAGE = "principal:manage"
     QUARANTINE_READ = "quarantine:read"
     QUARANTINE_REPLAY = "quarantine:replay"
+    MONITOR_READ = "monitor:read"
+    MONITOR_WRITE = "monitor:write"
+    FEEDBACK_WRITE = "feedback:write"
+    CHANNEL_MANAGE = "channel:manage"
 
 
 # What kind of object a permission's target is, so a scoped grant can be matched
@@ -54,6 +59,10 @@ TARGET_KIND: dict[Permission, str | None] = {
     Permission.PRINCIPAL_MANAGE: None,
     Permission.QUARANTINE_READ: "endpoint",
     Permission.QUARANTINE_REPLAY: "endpoint",
+    Permission.MONITOR_READ: "endpoint",
+    Permission.MONITOR_WRITE: "endpoint",
+    Permission.FEEDBACK_WRITE: "endpoint",
+    Permission.CHANNEL_MANAGE: None,
 }
 
 _VIEWER = frozenset(
@@ -63,14 +72,21 @@ _VIEWER = frozenset(
         Permission.PREDICTION_READ,
         Permission.METRICS_READ,
         Permission.QUARANTINE_READ,
+        Permission.MONITOR_READ,
     }
 )
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "viewer": _VIEWER,
     "developer": _VIEWER | {Permission.MODEL_WRITE, Permission.VERSION_REGISTER},
     "approver": _VIEWER,
-    "operator": _VIEWER | {Permission.ENDPOINT_DEPLOY, Permission.QUARANTINE_REPLAY},
-    "predictor": frozenset({Permission.PREDICT}),
+    "operator": _VIEWER
+    | {
+        Permission.ENDPOINT_DEPLOY,
+        Permission.QUARANTINE_REPLAY,
+        Permission.MONITOR_WRITE,
+        Permission.FEEDBACK_WRITE,
+    },
+    "predictor": frozenset({Permission.PREDICT, Permission.FEEDBACK_WRITE}),
     "admin": frozenset(Permission),
 }
 ROLES = tuple(ROLE_PERMISSIONS)
@@ -82,8 +98,11 @@ _COLLECTION_OK = frozenset(
         Permission.ENDPOINT_READ,
         Permission.PREDICTION_READ,
         Permission.VERSION_REGISTER,
-        # Reads of one record by id re-check the scope once the record's endpoint is known.
+        # Reads of one record by id re-check the scope once the record's endpoint is known;
+        # lists of alerts keep only what the caller may read.
         Permission.QUARANTINE_READ,
+        Permission.MONITOR_READ,
+        Permission.MONITOR_WRITE,
     }
 )
 SCOPE_KINDS = ("global", "model", "endpoint")

@@ -25,6 +25,7 @@ from slipway.api.routes import (
     endpoints,
     health,
     models,
+    monitoring,
     predict,
     predictions,
     quarantine,
@@ -69,7 +70,12 @@ def _housekeeping(rt: Runtime) -> list[asyncio.Task[None]]:
         (rt.settings.sync_interval_s, rt.endpoints.sync, "endpoint sync"),
         (1.0, checkpointer.maybe_write, "audit checkpoint"),
         (10.0, rt.tokens.flush_last_used, "token last-used flush"),
+        (rt.settings.monitor_flush_s, lambda: rt.windows.flush(rt.engine), "window flush"),
+        (600.0, rt.window_store.rollup, "window rollup"),
+        (2.0, rt.alerts.deliver_due, "alert delivery"),
     ]
+    if rt.settings.monitor_interval_s > 0:
+        jobs.append((rt.settings.monitor_interval_s, rt.check_monitors, "monitor evaluation"))
     return [asyncio.create_task(_every(s, job, what)) for s, job, what in jobs]
 
 
@@ -97,6 +103,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                     await task
             await rt.writer.stop()
             await run_in_threadpool(rt.tokens.flush_last_used)
+            try:
+                await run_in_threadpool(rt.windows.flush, rt.engine, everything=True)
+            except Exception:  # the store may be why we stop; the rest must still close
+                log.exception("could not write the last monitoring windows")
             rt.close()
 
     app = FastAPI(
@@ -119,6 +129,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         access,
         audit,
         quarantine,
+        monitoring,
     ):
         app.include_router(module.router)
 

@@ -12,7 +12,18 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from slipway.cli import access, audit, contract, endpoint, model, predict, quarantine, setup
+from slipway.cli import (
+    access,
+    audit,
+    contract,
+    drift,
+    endpoint,
+    model,
+    monitor,
+    predict,
+    quarantine,
+    setup,
+)
 from slipway.cli.output import err_console
 from slipway.errors import SlipwayError
 
@@ -28,6 +39,7 @@ app.command("server")(setup.server)
 app.command("demo")(setup.demo)
 app.command("settings")(setup.show_settings)
 app.command("predict")(predict.predict)
+app.command("drift")(drift.drift)
 app.add_typer(model.app, name="model")
 app.add_typer(endpoint.app, name="endpoint")
 app.add_typer(access.principal_app, name="principal")
@@ -36,6 +48,10 @@ app.add_typer(access.grant_app, name="grant")
 app.add_typer(audit.app, name="audit")
 app.add_typer(quarantine.app, name="quarantine")
 app.add_typer(contract.app, name="contract")
+app.add_typer(monitor.app, name="monitor")
+app.add_typer(monitor.alert_app, name="alert")
+app.add_typer(monitor.channel_app, name="channel")
+app.add_typer(monitor.feedback_app, name="feedback")
 
 
 def main() -> None:

@@ -189,6 +189,11 @@ def _expected(kind: str, value: Any) -> str:
 
 
 def _kind_of_dtype(dtype: Any) -> str:
+    if not isinstance(dtype, np.dtype):
+        # pandas extension dtypes (the "str" default of pandas 3, nullable Int64, ...)
+        # are not numpy dtypes; their numpy kind letter says what they hold.
+        kind = getattr(dtype, "kind", "O")
+        return {"b": "bool", "i": "int", "u": "int", "f": "float"}.get(kind, "string")
     if np.issubdtype(dtype, np.bool_):
         return "bool"
     if np.issubdtype(dtype, np.integer):

@@ -40,6 +40,20 @@ class Evaluation:
         """One firing alert at a time per monitor, version and subject."""
         return f"{self.monitor_id}:{self.version}:{self.subject}"
 
+    def verdict(self) -> dict[str, Any]:
+        """The short form shown in reports and API answers."""
+        return {
+            "monitor": self.monitor,
+            "metric": self.metric,
+            "subject": self.subject,
+            "status": self.status,
+            "value": self.value,
+            "op": self.op,
+            "threshold": self.threshold,
+            "samples": self.samples,
+            "severity": self.severity,
+        }
+
     def to_evidence(self) -> dict[str, Any]:
         return {
             "metric": self.metric,

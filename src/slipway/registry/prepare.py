@@ -34,8 +34,13 @@ def prepare(
     code_path: str = ".",
     feature_names: list[str] | None = None,
     contract: Any = "infer",
+    profile: bool = True,
 ) -> dict[str, Any]:
-    """Keyword arguments for :meth:`slipway.Client.register_version`."""
+    """Keyword arguments for :meth:`slipway.Client.register_version`.
+
+    ``profile``: sketch the training data, the model's predictions on it and the labels
+    as the version's reference profile, which drift monitoring compares live traffic to.
+    """
     serialized = serialize_model(model)
     signature = Signature.infer(
         X_train, y_train, classes=serialized.classes, feature_names=feature_names
@@ -52,8 +57,12 @@ def prepare(
         lineage["evaluation_data"] = fingerprint(X_eval, y_eval)
         if y_eval is not None and hasattr(model, "predict"):
             lineage["metrics"] = {**evaluate(model, X_eval, y_eval), **lineage["metrics"]}
+    contract_dict = _contract(contract, X_train, signature, serialized.classes)
     return {
-        "contract": _contract(contract, X_train, signature, serialized.classes),
+        "contract": contract_dict,
+        "profile": _profile(model, X_train, y_train, signature, contract_dict, serialized.classes)
+        if profile
+        else None,
         "artifact": serialized.data,
         "flavor": serialized.flavor,
         "signature": signature.to_dict(),
@@ -92,6 +101,47 @@ def _contract(
     inferred = infer_contract(data)
     outputs = OutputRules(classes=tuple(classes)) if classes is not None else inferred.outputs
     return Contract(inferred.inputs, outputs).to_dict()
+
+
+def _profile(
+    model: Any,
+    X: Any,
+    y: Any,
+    signature: Signature,
+    contract: dict[str, Any] | None,
+    classes: list[Any] | None,
+) -> dict[str, Any]:
+    """Sketches of the training data, of the model's answers on it, and of the labels."""
+    from slipway.contracts.schema import Contract
+    from slipway.monitoring.profile import build_profile, kinds_from_contract
+
+    rules = (
+        Contract.from_dict(contract) if contract else Contract.from_signature(signature.to_dict())
+    )
+    served = _as_served(X, signature)
+    predictions = model.predict(served) if hasattr(model, "predict") else None
+    probabilities = model.predict_proba(served) if hasattr(model, "predict_proba") else None
+    built = build_profile(
+        X,
+        predictions=predictions,
+        probabilities=probabilities,
+        classes=classes,
+        labels=y,
+        kinds=kinds_from_contract(rules),
+        feature_names=list(signature.input_names),
+    )
+    return built.to_dict()
+
+
+def _as_served(X: Any, signature: Signature) -> Any:
+    """``X`` as the server hands it to the model: a 2-D array in signature order,
+    float64 when every input is numeric, else objects."""
+    dtype = np.float64 if signature.numeric else object
+    if hasattr(X, "columns"):
+        return X[list(signature.input_names)].to_numpy(dtype=dtype)
+    if isinstance(X, list) and X and isinstance(X[0], dict):
+        return signature.matrix(X, where="X_train", allow_null=True)
+    return np.asarray(X, dtype=dtype)
 
 
 def _head(X: Any, n: int) -> Any:

@@ -104,6 +104,21 @@ def _check_contract(contract: Mapping[str, Any] | None, sig: Signature) -> Contr
     return checked
 
 
+def _check_profile(profile: Mapping[str, Any] | None, sig: Signature) -> dict[str, Any] | None:
+    """A reference profile must parse and describe only the model's inputs."""
+    if profile is None:
+        return None
+    from slipway.monitoring.profile import Profile
+
+    parsed = Profile.from_dict(profile, "profile")
+    extra = [name for name in parsed.columns if name not in sig.input_names]
+    if extra:
+        raise ValidationFailed.field(
+            "profile.columns", f"not in the signature: {', '.join(sorted(extra))}"
+        )
+    return parsed.to_dict()
+
+
 def _check_examples(contract: Contract, rows: list[dict[str, Any]]) -> None:
     result = check_rows(contract, rows)
     if result.errors:
@@ -139,6 +154,7 @@ class VersionService:
         description: str = "",
         library_versions: Mapping[str, str] | None = None,
         contract: Mapping[str, Any] | None = None,
+        profile: Mapping[str, Any] | None = None,
     ) -> Version:
         """Record a new version (status ``registered``); the caller then smoke-tests it."""
         model = self.models.get(model_name)
@@ -155,6 +171,7 @@ class VersionService:
         if checked_contract is not None:
             _check_examples(checked_contract, example_rows)
         sig.matrix(example_rows, where="example_rows")
+        checked_profile = _check_profile(profile, sig)
         trusted = list(trusted_types or [])
         if not all(isinstance(t, str) for t in trusted):
             raise ValidationFailed.field("trusted_types", "must be a list of type names")
@@ -188,6 +205,7 @@ class VersionService:
                     lineage=clean_lineage,
                     description=description,
                     contract=checked_contract.to_dict() if checked_contract else None,
+                    profile=checked_profile,
                 )
             except IntegrityError:
                 continue  # a concurrent registration took this number; take the next

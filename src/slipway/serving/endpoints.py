@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from slipway.audit import Actor, append
@@ -35,6 +36,7 @@ class Endpoint:
     previous_version: int | None
     generation: int
     contract_mode: str
+    latency_slo_ms: float | None
     created_by: str
     created_at: datetime
     updated_at: datetime
@@ -47,6 +49,7 @@ class Endpoint:
             "previous_version": self.previous_version,
             "generation": self.generation,
             "contract_mode": self.contract_mode,
+            "latency_slo_ms": self.latency_slo_ms,
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
@@ -64,6 +67,7 @@ def _endpoint_query() -> Any:
             previous.c.number.label("previous_version"),
             endpoints.c.generation,
             endpoints.c.contract_mode,
+            endpoints.c.latency_slo_ms,
             endpoints.c.created_by,
             endpoints.c.created_at,
             endpoints.c.updated_at,
@@ -108,6 +112,8 @@ def _audit_deploy(
 
 
 CONTRACT_MODES = ("reject", "partial")
+# Called in the deploy's transaction: (connection, endpoint, version, latency SLO).
+DeployHook = Callable[[Connection, str, Version, float | None], None]
 
 
 class EndpointService:
@@ -115,6 +121,8 @@ class EndpointService:
         self.engine = engine
         self.versions = version_service
         self.pool = pool
+        # What else a deploy sets up atomically with it (monitoring's default monitors).
+        self.deploy_hooks: builtins.list[DeployHook] = []
 
     def list(self) -> list[Endpoint]:
         with self.engine.connect() as conn:
@@ -138,15 +146,23 @@ class EndpointService:
         contract_mode: str | None = None,
         allow_breaking: bool = False,
         reason: str = "",
+        latency_slo_ms: float | None = None,
     ) -> Endpoint:
         """Point ``name`` at ``model`` version ``version`` (creating the endpoint).
 
         A version whose input contract would refuse data the current version accepts
         (a breaking change) needs ``allow_breaking`` and a ``reason``; both are audited.
+        ``latency_slo_ms`` sets the p99 objective the latency monitor holds it to.
         """
         check_slug(name)
         if contract_mode not in (None, *CONTRACT_MODES):
             raise ValidationFailed.field("contract_mode", f"must be one of {CONTRACT_MODES}")
+        if latency_slo_ms is not None and (
+            isinstance(latency_slo_ms, bool)
+            or not isinstance(latency_slo_ms, int | float)
+            or not 0 < latency_slo_ms <= 600_000
+        ):
+            raise ValidationFailed.field("latency_slo_ms", "must be a number of ms in (0, 600000]")
         target = self.versions.get(model, version)
         if target.status != "ready":
             why = f": {target.status_reason}" if target.status_reason else ""
@@ -159,7 +175,9 @@ class EndpointService:
         # Load before touching the store: a broken or tampered artifact raises here and
         # nothing changes. The generation is provisional until the row is written.
         loaded = self.pool.load(name, target, 0, mode)
-        generation = self._write(name, target, actor, mode, breaking_changes, reason)
+        generation = self._write(
+            name, target, actor, mode, breaking_changes, reason, latency_slo_ms
+        )
         self.pool.install(dataclasses.replace(loaded, generation=generation))
         return self.get(name)
 
@@ -203,15 +221,22 @@ class EndpointService:
         mode: str,
         breaking_changes: builtins.list[dict[str, Any]],
         reason: str,
+        latency_slo_ms: float | None,
     ) -> int:
         now = utcnow()
         model_id = self.versions.models.get(target.model).id  # read before the write lock
         with transaction(self.engine) as conn:
             row = conn.execute(
-                select(endpoints.c.id, endpoints.c.version_id, endpoints.c.generation).where(
-                    endpoints.c.name == name
-                )
+                select(
+                    endpoints.c.id,
+                    endpoints.c.version_id,
+                    endpoints.c.generation,
+                    endpoints.c.latency_slo_ms,
+                ).where(endpoints.c.name == name)
             ).first()
+            slo = latency_slo_ms if latency_slo_ms is not None else (row and row.latency_slo_ms)
+            for hook in self.deploy_hooks:
+                hook(conn, name, target, slo or None)
             if row is None:
                 try:
                     conn.execute(
@@ -223,6 +248,7 @@ class EndpointService:
                             previous_version_id=None,
                             generation=1,
                             contract_mode=mode,
+                            latency_slo_ms=latency_slo_ms,
                             created_by=actor.name,
                             created_at=now,
                             updated_at=now,
@@ -239,6 +265,7 @@ class EndpointService:
                 "version_id": target.id,
                 "generation": generation,
                 "contract_mode": mode,
+                "latency_slo_ms": slo or None,
                 "updated_at": now,
             }
             if previous is not None:

@@ -33,7 +33,14 @@ from slipway.errors import (
     SlipwayError,
 )
 from slipway.ids import new_id, utcnow
-from slipway.metrics import CONTRACT_VIOLATIONS, OUTPUT_CONTRACT_VIOLATIONS
+from slipway.metrics import (
+    CONTRACT_VIOLATIONS,
+    OUTPUT_CONTRACT_VIOLATIONS,
+    PREDICTION_LATENCY,
+    PREDICTION_ROWS,
+    PREDICTIONS,
+)
+from slipway.monitoring.windows import WindowRecorder
 from slipway.serving.pool import LoadedVersion, PredictorPool
 from slipway.serving.records import RecordWriter
 
@@ -68,11 +75,17 @@ def to_plain(values: np.ndarray) -> list[Any]:
 
 class InferenceService:
     def __init__(
-        self, pool: PredictorPool, writer: RecordWriter, sealer: Sealer, threads: int = 4
+        self,
+        pool: PredictorPool,
+        writer: RecordWriter,
+        sealer: Sealer,
+        threads: int = 4,
+        windows: WindowRecorder | None = None,
     ) -> None:
         self.pool = pool
         self.writer = writer
         self.sealer = sealer
+        self.windows = windows or WindowRecorder()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="predict")
 
     def shutdown(self) -> None:
@@ -126,6 +139,7 @@ class InferenceService:
             held = quarantined if quarantine else []
             if (mode or loaded.contract_mode) != "partial" or not checked.valid:
                 await self.writer.write(None, held)
+                self._observe(loaded, None, None, None, len(checked.errors), "contract_violation")
                 raise _violation(checked.errors, refused, len(rows))
         X = loaded.signature.matrix(checked.rows, allow_null=True)
         loop = asyncio.get_running_loop()
@@ -135,6 +149,8 @@ class InferenceService:
             raise
         except Exception as exc:
             # The model itself raised: report it without internals (the log has them).
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            self._observe(loaded, None, None, elapsed_ms, len(checked.errors), "error")
             raise PredictionFailed(
                 f"model {version.model!r} v{version.number} failed to predict: {type(exc).__name__}"
             ) from exc
@@ -163,6 +179,14 @@ class InferenceService:
             "outcome": "output_contract_violation" if problems else "ok",
         }
         await self.writer.write(record, held)
+        self._observe(
+            loaded,
+            X,
+            output,
+            latency_ms,
+            len(checked.errors),
+            "output_contract_violation" if problems else "ok",
+        )
         if problems:
             OUTPUT_CONTRACT_VIOLATIONS.labels(endpoint=endpoint, version=str(version.number)).inc()
             raise OutputContractViolation(
@@ -170,6 +194,27 @@ class InferenceService:
                 f"{'; '.join(problems)}"
             )
         return result
+
+    def _observe(
+        self,
+        loaded: LoadedVersion,
+        X: np.ndarray | None,
+        output: ModelOutput | None,
+        latency_ms: float | None,
+        violations: int,
+        outcome: str,
+    ) -> None:
+        """Count the request in the live window and in the Prometheus metrics."""
+        error = outcome in ("error", "output_contract_violation")
+        self.windows.observe(
+            loaded, X, output, latency_ms=latency_ms, violations=violations, error=error
+        )
+        labels = (loaded.endpoint, str(loaded.version.number))
+        PREDICTIONS.labels(*labels, outcome).inc()
+        if X is not None:
+            PREDICTION_ROWS.labels(*labels).inc(len(X))
+        if latency_ms is not None:
+            PREDICTION_LATENCY.labels(*labels).observe(latency_ms / 1000)
 
 
 def _violation(

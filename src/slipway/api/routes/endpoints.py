@@ -22,6 +22,7 @@ class Deploy(BaseModel):
     contract_mode: Literal["reject", "partial"] | None = None
     allow_breaking: bool = False
     reason: str = Field(default="", max_length=2000)
+    latency_slo_ms: float | None = Field(default=None, gt=0, le=600_000)
 
 
 def _with_status(request: Request, data: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +53,7 @@ async def deploy(
         contract_mode=body.contract_mode,
         allow_breaking=body.allow_breaking,
         reason=body.reason,
+        latency_slo_ms=body.latency_slo_ms,
     )
     return _with_status(request, endpoint.to_dict())
 

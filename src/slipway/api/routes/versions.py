@@ -13,6 +13,7 @@ from slipway.api.auth import actor_of, require, runtime_of
 from slipway.api.routes import MAX_INT32, PROTECTED, errors
 from slipway.artifacts.sandbox import smoke_test
 from slipway.audit import Actor
+from slipway.errors import NotFound
 from slipway.registry.versions import Version
 from slipway.runtime import Runtime
 
@@ -26,6 +27,8 @@ class VersionRegister(BaseModel):
     flavor: str = Field(min_length=1, max_length=32)
     signature: dict[str, Any]
     contract: dict[str, Any] | None = None
+    # The reference profile (sketches of the training data), built by the SDK.
+    profile: dict[str, Any] | None = None
     example_rows: list[dict[str, Any]] = Field(min_length=1)
     lineage: dict[str, Any] = {}
     trusted_types: list[str] = []
@@ -100,3 +103,17 @@ async def retire_version(
         runtime_of(request).versions.retire, name, number, actor=actor_of(request)
     )
     return version.to_dict()
+
+
+@router.get("/{number}/profile", responses=errors(404))
+async def show_profile(
+    name: str,
+    request: Request,
+    number: int = VERSION_NUMBER,
+    _: Principal = Depends(require(Permission.MODEL_READ)),
+) -> dict[str, Any]:
+    """The version's reference profile: sketches of its training data (404 if none)."""
+    version = await run_in_threadpool(runtime_of(request).versions.get, name, number)
+    if version.profile is None:
+        raise NotFound(f"version {number} of {name!r} has no reference profile")
+    return version.profile

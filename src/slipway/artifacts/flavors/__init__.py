@@ -12,13 +12,13 @@ same way a third-party package adds its own, and looked up by name::
 from __future__ import annotations
 
 import importlib.metadata
-import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from slipway.errors import ModelLoadFailed, ValidationFailed
+from slipway.errors import ModelLoadFailed
+from slipway.plugins import Registry
 
 __all__ = [
     "Flavor",
@@ -65,30 +65,9 @@ class Flavor(Protocol):
     def library_versions(self) -> dict[str, str]: ...
 
 
-_cache: dict[str, Flavor] = {}
-_lock = threading.Lock()
-
-
-def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=_GROUP)}
-
-
-def available_flavors() -> list[str]:
-    return sorted(_entry_points())
-
-
-def get_flavor(name: str) -> Flavor:
-    """The flavor registered under ``name``; one instance per name per process."""
-    with _lock:
-        if name in _cache:
-            return _cache[name]
-        eps = _entry_points()
-        if name not in eps:
-            known = ", ".join(sorted(eps)) or "none"
-            raise ValidationFailed.field("flavor", f"unknown flavor {name!r}; available: {known}")
-        flavor: Flavor = eps[name].load()()
-        _cache[name] = flavor
-        return flavor
+_FLAVORS: Registry[Flavor] = Registry(_GROUP, "flavor")
+available_flavors = _FLAVORS.names
+get_flavor = _FLAVORS.get
 
 
 def library_version(dist: str) -> str:
