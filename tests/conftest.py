@@ -100,6 +100,8 @@ class ServerProcess:
     token: str = ""
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    # Extra arguments of ``slipway server`` (e.g. ``--workers 2``).
+    server_args: tuple[str, ...] = ()
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -139,7 +141,10 @@ class ServerProcess:
         env = {**self.env, "SLIPWAY_PORT": str(self.port), "SLIPWAY_HOST": "127.0.0.1"}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "slipway", "server"], env=env, stdout=log, stderr=log
+                [sys.executable, "-m", "slipway", "server", *self.server_args],
+                env=env,
+                stdout=log,
+                stderr=log,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -25,6 +25,7 @@ from slipway.monitoring.summary import Summarizer
 from slipway.monitoring.windows import WindowRecorder, WindowStore
 from slipway.registry.models import ModelService
 from slipway.registry.versions import VersionService
+from slipway.serving.admission import Admission
 from slipway.serving.endpoints import EndpointService
 from slipway.serving.inference import InferenceService
 from slipway.serving.pool import PredictorPool
@@ -91,7 +92,14 @@ class Runtime:
             endpoints=endpoint_service,
             writer=writer,
             inference=InferenceService(
-                pool, writer, sealer, threads=settings.predict_threads, windows=windows
+                pool,
+                writer,
+                sealer,
+                threads=settings.predict_threads,
+                windows=windows,
+                admission=Admission(settings.max_inflight, settings.max_queue),
+                batch_max_rows=settings.batch_max_rows,
+                batch_wait_ms=settings.batch_wait_ms,
             ),
             tokens=tokens,
             principals=PrincipalService(engine, tokens),

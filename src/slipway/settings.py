@@ -64,7 +64,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Empty trusts none: pyfunc is off by default.",
     ),
     Setting("record_batch_max", int, 512, "Most prediction records committed in one batch."),
-    Setting("record_flush_ms", float, 2.0, "Longest wait to gather a batch of records (ms)."),
+    Setting(
+        "record_flush_ms",
+        float,
+        0.0,
+        "Longest wait to gather more records into one commit (ms). 0: commit at once; "
+        "records arriving during a commit share the next one.",
+    ),
     Setting("predict_threads", int, 4, "Threads that run model predictions."),
     Setting("sync_interval_s", float, 1.0, "How often a server re-reads endpoint deployments."),
     Setting("shutdown_grace_s", float, 30.0, "Time in-flight requests get after SIGTERM."),
@@ -94,6 +100,40 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("audit_checkpoint_events", int, 1000, "Write a checkpoint every N audit events."),
     Setting("audit_checkpoint_s", float, 60.0, "...or every T seconds when events arrived."),
+    Setting(
+        "max_inflight",
+        int,
+        64,
+        "Requests one endpoint runs at once in a worker; more wait in its queue.",
+    ),
+    Setting(
+        "max_queue",
+        int,
+        256,
+        "Requests that may wait per endpoint and worker; beyond it: 503 with Retry-After.",
+    ),
+    Setting(
+        "request_timeout_s",
+        float,
+        30.0,
+        "Deadline of an inference request from its arrival; a request still waiting at "
+        "its deadline is not run (504). A caller may ask for less with the header "
+        "X-Slipway-Timeout-Ms.",
+    ),
+    Setting(
+        "batch_max_rows",
+        int,
+        64,
+        "Micro-batching: most rows of concurrent requests merged into one model call; "
+        "0 turns it off.",
+    ),
+    Setting(
+        "batch_wait_ms",
+        float,
+        0.0,
+        "Micro-batching: longest wait for more requests when the model is idle (0: a "
+        "lone request runs at once; under load batches form by themselves).",
+    ),
     Setting(
         "monitor_interval_s",
         float,

@@ -24,3 +24,19 @@ class ThresholdModel:
             "probabilities": np.column_stack([1 - p, p]),
             "classes": [0, 1],
         }
+
+
+class SlowModel:
+    """Takes ``delay_s`` per call whatever the rows: a model at a known capacity, for
+    overload tests. One call per request (not batchable)."""
+
+    batchable = False
+
+    def __init__(self, delay_s: float = 0.1) -> None:
+        self.delay_s = delay_s
+
+    def predict(self, X: np.ndarray) -> Any:
+        import time
+
+        time.sleep(self.delay_s)
+        return np.zeros(len(X), dtype=int)

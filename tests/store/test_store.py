@@ -375,3 +375,16 @@ def test_every_control_action_is_audited_in_its_own_transaction(
     assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
     report = verify(engine, tmp_path / "no-checkpoints-yet")
     assert report.ok and report.events == 5 and report.unverified_tail == 5
+
+
+def test_commits_are_durable_on_every_backend(engine: Engine) -> None:
+    """A prediction is acknowledged only after its record's commit reached the disk."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        if engine.url.get_backend_name() == "sqlite":
+            # PRAGMA synchronous: 2 = FULL (fsync the WAL on every commit).
+            assert conn.execute(text("PRAGMA synchronous")).scalar_one() == 2
+            assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+        else:
+            assert conn.execute(text("SHOW synchronous_commit")).scalar_one() == "on"

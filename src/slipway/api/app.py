@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from slipway import __version__
 from slipway.access.authz import Permission
@@ -147,3 +148,24 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app.add_middleware(RequestContext, max_body_bytes=config.max_request_mb * 1024 * 1024)
     return app
+
+
+def serving_app(settings: Settings, runtime: Runtime | None = None) -> ASGIApp:
+    """What the server runs: the FastAPI app behind the inference fast path."""
+    from slipway.api.fastpath import InferenceFastPath
+
+    app = create_app(settings, runtime=runtime)
+    return InferenceFastPath(app, max_body_bytes=settings.max_request_mb * 1024 * 1024)
+
+
+def worker_app() -> ASGIApp:
+    """The app of one worker process under ``slipway server --workers N``."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # workers x native threads must not exceed the cores
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return serving_app(settings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Request
@@ -107,25 +108,35 @@ async def authorize_target(
     raise Forbidden(f"{principal.name} lacks {permission.value}{where}")
 
 
-def require(permission: Permission) -> Callable[[Request], AsyncIterator[Principal]]:
-    async def dependency(request: Request) -> AsyncIterator[Principal]:
-        principal, info = await authenticate(request)
-        request.state.principal = principal
-        target = request.path_params.get("name") or request.path_params.get("endpoint")
-        await authorize_target(request, principal, permission, target)
-        lease = None
-        if info is not None:
-            limiter = runtime_of(request).rate_limiter
-            try:
-                lease = limiter.acquire(info.id, info.rate_limit_rps, info.max_concurrent)
-            except RateLimited as exc:
-                RATE_LIMITED.labels(limit=exc.limit).inc()
-                raise
+@asynccontextmanager
+async def admitted(request: Request, permission: Permission) -> AsyncIterator[Principal]:
+    """Authenticate, authorize ``permission`` on the route's object (its ``name`` or
+    ``endpoint`` path parameter) and hold a rate-limit lease for the request."""
+    principal, info = await authenticate(request)
+    request.state.principal = principal
+    target = request.path_params.get("name") or request.path_params.get("endpoint")
+    await authorize_target(request, principal, permission, target)
+    lease = None
+    if info is not None:
+        limiter = runtime_of(request).rate_limiter
         try:
+            lease = limiter.acquire(info.id, info.rate_limit_rps, info.max_concurrent)
+        except RateLimited as exc:
+            RATE_LIMITED.labels(limit=exc.limit).inc()
+            raise
+    try:
+        yield principal
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+def require(permission: Permission) -> Callable[[Request], AsyncIterator[Principal]]:
+    """The route dependency that declares (and enforces) the route's permission."""
+
+    async def dependency(request: Request) -> AsyncIterator[Principal]:
+        async with admitted(request, permission) as principal:
             yield principal
-        finally:
-            if lease is not None:
-                lease.release()
 
     dependency.permission = permission  # type: ignore[attr-defined]
     return dependency

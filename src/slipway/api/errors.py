@@ -18,7 +18,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from slipway.errors import RateLimited, SlipwayError
+from slipway.errors import DeadlineExceeded, Overloaded, RateLimited, SlipwayError
 
 log = logging.getLogger("slipway.api")
 
@@ -75,29 +75,31 @@ def _validation_details(exc: RequestValidationError) -> tuple[int, str, str, lis
     return 422, "invalid_field", message, details
 
 
+def slipway_error_response(request_id: str, exc: SlipwayError) -> Response:
+    """A SlipwayError in the one error shape, with the headers its status calls for."""
+    # Shed requests are expected under load and counted (slipway_shed_total); a log
+    # line with a traceback for each would cost more than refusing them.
+    if exc.status >= 500 and not isinstance(exc, Overloaded | DeadlineExceeded):
+        log.error("request %s failed: %s", request_id, exc.message, exc_info=exc.__cause__ or exc)
+    headers = {"Retry-After": "1"} if exc.status == 503 else None
+    if exc.status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
+    return error_response(
+        exc.status,
+        exc.code,
+        exc.message,
+        request_id=request_id,
+        details=exc.details,
+        headers=headers,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SlipwayError)
     async def _slipway(request: Request, exc: SlipwayError) -> Response:
-        if exc.status >= 500:
-            log.error(
-                "request %s failed: %s",
-                request_id_of(request),
-                exc.message,
-                exc_info=exc.__cause__ or exc,
-            )
-        headers = {"Retry-After": "1"} if exc.status == 503 else None
-        if exc.status == 401:
-            headers = {"WWW-Authenticate": "Bearer"}
-        if isinstance(exc, RateLimited):
-            headers = {"Retry-After": str(exc.retry_after)}
-        return error_response(
-            exc.status,
-            exc.code,
-            exc.message,
-            request_id=request_id_of(request),
-            details=exc.details,
-            headers=headers,
-        )
+        return slipway_error_response(request_id_of(request), exc)
 
     @app.exception_handler(DataError)
     async def _unstorable(request: Request, exc: DataError) -> Response:

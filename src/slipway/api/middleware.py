@@ -7,6 +7,7 @@ nothing beyond a dict lookup.
 from __future__ import annotations
 
 import secrets
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,7 +29,10 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         request_id = _incoming_request_id(scope) or secrets.token_hex(8)
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        # Deadlines count from arrival, not from when a handler got round to it.
+        state["arrived"] = time.monotonic()
 
         started = False
 

@@ -64,6 +64,9 @@ def _write_private(path: Path, text: str) -> None:
 def server(
     host: str = typer.Option(None, help="Listen address (default 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (default 8750)."),
+    workers: int = typer.Option(
+        1, min=1, max=64, help="Worker processes sharing the port and the store."
+    ),
 ) -> None:
     """Run the slipway server (control API, inference, health, metrics)."""
     import logging
@@ -72,7 +75,7 @@ def server(
     from threadpoolctl import threadpool_limits
 
     from slipway.access.tokens import has_tokens
-    from slipway.api.app import create_app
+    from slipway.api.app import serving_app
     from slipway.audit.checkpoints import ensure_signing_key
     from slipway.runtime import Runtime
 
@@ -93,7 +96,11 @@ def server(
     if not has_tokens(runtime.engine):
         runtime.close()
         raise Unavailable("no admin token exists yet: run `slipway init` first")
-    app = create_app(s, runtime=runtime)
+    if workers > 1:
+        runtime.close()  # each worker opens its own (engines do not survive a fork)
+        _serve_workers(s, workers)
+        return
+    app = serving_app(s, runtime=runtime)
     config = uvicorn.Config(
         app,
         host=s.host,
@@ -115,6 +122,28 @@ def server(
                 captured.clear()
 
     DrainingServer(config).run()
+
+
+def _serve_workers(s: Settings, workers: int) -> None:
+    """``workers`` processes on one port, each with its own runtime (pool, writer,
+    windows) over the shared store; uvicorn's supervisor restarts one that dies and
+    passes SIGTERM on, so each drains its in-flight requests."""
+    import os
+
+    import uvicorn
+
+    # The workers read their settings from the environment: pass the flags on.
+    os.environ["SLIPWAY_HOST"], os.environ["SLIPWAY_PORT"] = s.host, str(s.port)
+    uvicorn.run(
+        "slipway.api.app:worker_app",
+        factory=True,
+        host=s.host,
+        port=s.port,
+        workers=workers,
+        log_level=s.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=int(s.shutdown_grace_s),
+    )
 
 
 def _is_loopback(host: str) -> bool:

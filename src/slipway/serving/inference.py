@@ -41,6 +41,8 @@ from slipway.metrics import (
     PREDICTIONS,
 )
 from slipway.monitoring.windows import WindowRecorder
+from slipway.serving.admission import Admission
+from slipway.serving.batching import Batcher
 from slipway.serving.pool import LoadedVersion, PredictorPool
 from slipway.serving.records import RecordWriter
 
@@ -81,11 +83,19 @@ class InferenceService:
         sealer: Sealer,
         threads: int = 4,
         windows: WindowRecorder | None = None,
+        admission: Admission | None = None,
+        batch_max_rows: int = 0,
+        batch_wait_ms: float = 0.0,
     ) -> None:
         self.pool = pool
         self.writer = writer
         self.sealer = sealer
         self.windows = windows or WindowRecorder()
+        self.admission = admission or Admission()
+        self.batch_max_rows = batch_max_rows
+        self.batch_wait_ms = batch_wait_ms
+        # endpoint -> (generation, batcher of the version serving it)
+        self._batchers: dict[str, tuple[int, Batcher]] = {}
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="predict")
 
     def shutdown(self) -> None:
@@ -101,11 +111,27 @@ class InferenceService:
         request_id: str = "",
         mode: str | None = None,
         quarantine: bool = True,
+        deadline: float | None = None,
     ) -> InferenceResult:
         """``mode`` overrides the endpoint's contract mode (V2 always rejects; replay is
         partial); ``quarantine=False`` (replay) reports refused rows without storing
-        them again."""
+        them again; ``deadline`` (``time.monotonic()``): not started after it (504).
+        Beyond the endpoint's in-flight and queue bounds the request is refused (503)."""
         loaded = self.pool.get(endpoint)
+        async with self.admission.slot(endpoint, deadline):
+            return await self._predict(loaded, rows, caller, route, request_id, mode, quarantine)
+
+    async def _predict(
+        self,
+        loaded: LoadedVersion,
+        rows: list[Any],
+        caller: str,
+        route: str,
+        request_id: str,
+        mode: str | None,
+        quarantine: bool,
+    ) -> InferenceResult:
+        endpoint = loaded.endpoint
         version = loaded.version
         started = time.perf_counter()
         checked = check_rows(loaded.contract, rows)
@@ -142,9 +168,8 @@ class InferenceService:
                 self._observe(loaded, None, None, None, len(checked.errors), "contract_violation")
                 raise _violation(checked.errors, refused, len(rows))
         X = loaded.signature.matrix(checked.rows, allow_null=True)
-        loop = asyncio.get_running_loop()
         try:
-            output = await loop.run_in_executor(self._executor, loaded.predictor.predict, X)
+            output = await self._call_model(loaded, X)
         except SlipwayError:
             raise
         except Exception as exc:
@@ -194,6 +219,23 @@ class InferenceService:
                 f"{'; '.join(problems)}"
             )
         return result
+
+    async def _call_model(self, loaded: LoadedVersion, X: np.ndarray) -> ModelOutput:
+        """Run the model: merged with concurrent requests to the same version when
+        micro-batching is on and the predictor is vectorized."""
+        if self.batch_max_rows <= 0 or not getattr(loaded.predictor, "batchable", True):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, loaded.predictor.predict, X)
+        current = self._batchers.get(loaded.endpoint)
+        if current is None or current[0] != loaded.generation:
+            batcher = Batcher(
+                loaded.predictor.predict,
+                self._executor,
+                max_rows=self.batch_max_rows,
+                max_wait_ms=self.batch_wait_ms,
+            )
+            current = self._batchers[loaded.endpoint] = (loaded.generation, batcher)
+        return await current[1].predict(X)
 
     def _observe(
         self,

@@ -28,7 +28,7 @@ _Item = tuple[dict[str, Any] | None, list[dict[str, Any]], asyncio.Future[None]]
 
 
 class RecordWriter:
-    def __init__(self, engine: Engine, *, batch_max: int = 512, flush_ms: float = 2.0) -> None:
+    def __init__(self, engine: Engine, *, batch_max: int = 512, flush_ms: float = 0.0) -> None:
         self.engine = engine
         self.batch_max = batch_max
         self.flush_s = flush_ms / 1000
@@ -73,6 +73,8 @@ class RecordWriter:
                 except asyncio.QueueEmpty:
                     remaining = deadline - loop.time()
                     if remaining <= 0:
+                        # Adaptive: with no wait configured, commit what is here now;
+                        # records arriving meanwhile form the next group by themselves.
                         break
                     try:
                         item = await asyncio.wait_for(self._queue.get(), remaining)

@@ -16,7 +16,7 @@ def open_engine(url: str, **kwargs: Any) -> Engine:
 
     SQLite: WAL so readers never block the writer, ``synchronous=FULL`` so a committed
     prediction record survives power loss, a busy timeout instead of instant
-    ``database is locked``, and foreign keys on.
+    ``database is locked``, and foreign keys on. PostgreSQL: ``synchronous_commit=on``.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -45,7 +45,18 @@ def open_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    if parsed.get_backend_name() == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _durable(dbapi_conn: Any, _record: Any) -> None:
+            # A 200 is sent only after its record is committed: make sure a commit is
+            # durable even where the server's default says otherwise.
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET synchronous_commit TO on")
+            dbapi_conn.commit()
+
+    return engine
 
 
 _IMMEDIATE = "slipway_write_transaction"

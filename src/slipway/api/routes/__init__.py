@@ -40,7 +40,9 @@ _WHY = {
     422: "A field, parameter or artifact is invalid; ``details`` names each field.",
     429: "The token's rate or concurrency limit is exceeded; see Retry-After.",
     500: "The model raised on valid input (prediction_failed).",
-    503: "Not ready: the endpoint is not loaded, or the server is draining.",
+    503: "Not ready (endpoint not loaded, server draining, store down) or overloaded "
+    "(the endpoint's queue is full); retry after Retry-After.",
+    504: "The request's deadline passed before the model could run it.",
 }
 
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import msgspec
@@ -71,11 +72,33 @@ def _field_of(message: str) -> tuple[str | None, str]:
     return (named.group("name") if named else None), message
 
 
+TIMEOUT_HEADER = "x-slipway-timeout-ms"
+MAX_TIMEOUT_S = 600.0
+
+
+def deadline_of(request: Request) -> float:
+    """When this request must have started (``time.monotonic()``): its arrival plus the
+    server's request timeout, or the caller's ``X-Slipway-Timeout-Ms``."""
+    timeout: float = runtime_of(request).settings.request_timeout_s
+    asked = request.headers.get(TIMEOUT_HEADER)
+    if asked is not None:
+        try:
+            timeout = min(float(asked) / 1000, MAX_TIMEOUT_S)
+        except ValueError:
+            timeout = -1.0
+        if not timeout > 0:
+            raise ValidationFailed.field(
+                "X-Slipway-Timeout-Ms", "must be a positive number of milliseconds"
+            )
+    arrived = getattr(request.state, "arrived", None) or time.monotonic()
+    return float(arrived) + timeout
+
+
 def json_response(body: dict[str, Any], status: int = 200) -> Response:
     return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")
 
 
-@router.post("/v1/endpoints/{endpoint}/predict", responses=errors(400, 404, 500, 503))
+@router.post("/v1/endpoints/{endpoint}/predict", responses=errors(400, 404, 500, 503, 504))
 async def predict(
     endpoint: str, request: Request, principal: Principal = Depends(require(Permission.PREDICT))
 ) -> Response:
@@ -90,6 +113,7 @@ async def predict(
         caller=principal.token_id or principal.name,
         route="plain",
         request_id=request_id_of(request),
+        deadline=deadline_of(request),
     )
     output = result.output
     ids = result.prediction_ids()

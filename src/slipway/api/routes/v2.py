@@ -21,7 +21,7 @@ from slipway.access.authz import Permission, Principal
 from slipway.api.auth import require, runtime_of
 from slipway.api.errors import request_id_of
 from slipway.api.routes import PROTECTED, errors
-from slipway.api.routes.predict import MAX_ROWS, decode, json_response
+from slipway.api.routes.predict import MAX_ROWS, deadline_of, decode, json_response
 from slipway.contracts.signature import Signature
 from slipway.errors import Unavailable, ValidationFailed
 
@@ -189,7 +189,7 @@ async def model_ready(
     return json_response({"name": endpoint, "ready": not runtime.draining})
 
 
-@router.post("/models/{endpoint}/infer", responses={**PROTECTED, **errors(400, 404, 500, 503)})
+@router.post("/models/{endpoint}/infer", responses={**PROTECTED, **errors(400, 404, 500, 503, 504)})
 async def infer(
     endpoint: str, request: Request, principal: Principal = Depends(require(Permission.PREDICT))
 ) -> Response:
@@ -208,6 +208,7 @@ async def infer(
         route="v2",
         request_id=request_id_of(request),
         mode="reject",
+        deadline=deadline_of(request),
     )
     labels = result.output.predictions
     outputs: list[dict[str, Any]] = [

@@ -86,6 +86,9 @@ def _trusted(module: str, prefixes: tuple[str, ...]) -> bool:
 class PyfuncPredictor:
     def __init__(self, instance: Any) -> None:
         self.instance = instance
+        # Trusted code that cannot take several requests' rows in one call says so with
+        # a class attribute ``batchable = False``; micro-batching then leaves it alone.
+        self.batchable = bool(getattr(instance, "batchable", True))
 
     def predict(self, X: np.ndarray) -> ModelOutput:
         result = self.instance.predict(X)

@@ -1,0 +1,95 @@
+"""Admission control: bounded work per endpoint, and deadlines.
+
+Each endpoint runs at most ``max_inflight`` requests at once and lets at most
+``max_queue`` more wait for a turn. A request beyond that is refused at once with 503
+``overloaded`` and ``Retry-After`` — cheaper for everyone than a queue that grows until
+every request times out. A waiting request whose deadline passes leaves the queue with
+504 ``deadline_exceeded`` and is never run. Health and control routes do not pass
+through here, so they answer however loaded inference is.
+
+Everything runs on the event loop: plain counters and futures, no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from slipway.errors import DeadlineExceeded, Overloaded
+from slipway.metrics import SHED
+
+
+@dataclass
+class _Gate:
+    inflight: int = 0
+    waiting: deque[asyncio.Future[None]] = field(default_factory=deque)
+
+
+class Admission:
+    def __init__(self, max_inflight: int = 64, max_queue: int = 256) -> None:
+        self.max_inflight = max_inflight
+        self.max_queue = max_queue
+        self._gates: dict[str, _Gate] = {}
+
+    @asynccontextmanager
+    async def slot(self, endpoint: str, deadline: float | None = None) -> AsyncIterator[None]:
+        """Hold one of ``endpoint``'s in-flight slots; ``deadline`` is a
+        ``time.monotonic()`` instant after which the request must not start."""
+        gate = self._gates.setdefault(endpoint, _Gate())
+        if gate.inflight >= self.max_inflight:
+            await self._wait(endpoint, gate, deadline)
+        else:
+            gate.inflight += 1
+        try:
+            if deadline is not None and time.monotonic() >= deadline:
+                SHED.labels(endpoint=endpoint, reason="deadline").inc()
+                raise DeadlineExceeded(f"the request's deadline passed before {endpoint!r} ran it")
+            yield
+        finally:
+            self._release(gate)
+
+    async def _wait(self, endpoint: str, gate: _Gate, deadline: float | None) -> None:
+        if len(gate.waiting) >= self.max_queue:
+            SHED.labels(endpoint=endpoint, reason="overloaded").inc()
+            raise Overloaded(
+                f"endpoint {endpoint!r} is at capacity ({self.max_inflight} running, "
+                f"{self.max_queue} waiting); retry shortly"
+            )
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        gate.waiting.append(turn)
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            # The slot is handed over by _release (inflight stays counted for us).
+            await asyncio.wait_for(asyncio.shield(turn), timeout)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if turn.done() and not turn.cancelled():
+                self._release(gate)  # the slot arrived as we gave up: pass it on
+            else:
+                turn.cancel()
+                try:
+                    gate.waiting.remove(turn)
+                except ValueError:
+                    pass
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            SHED.labels(endpoint=endpoint, reason="deadline").inc()
+            raise DeadlineExceeded(
+                f"the request waited past its deadline for a slot on {endpoint!r}"
+            ) from None
+
+    def _release(self, gate: _Gate) -> None:
+        while gate.waiting:
+            turn = gate.waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the slot moves to the next waiter
+                return
+        gate.inflight -= 1
+
+    def load(self, endpoint: str) -> tuple[int, int]:
+        """(running, waiting) on ``endpoint``."""
+        gate = self._gates.get(endpoint)
+        return (gate.inflight, len(gate.waiting)) if gate else (0, 0)
