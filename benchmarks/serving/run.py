@@ -349,6 +349,9 @@ class SlipwayUnbatched(Slipway):
         if "batch_max_rows" not in self.settings:
             raise Unavailable("this slipway build has no micro-batching setting to turn off")
 
+    def versions(self) -> dict[str, str]:
+        return {}  # the same venv as slipway's, listed once
+
     def routes(self, model: str) -> list[Route]:
         return [replace(super().routes(model)[0], label=self.labels[0])]
 
