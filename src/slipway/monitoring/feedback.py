@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine, select, update
 
 from slipway.audit import Actor
 from slipway.errors import ValidationFailed
 from slipway.ids import utcnow
+from slipway.monitoring.quality import classification_quality, regression_quality
 from slipway.store.engine import transaction
 from slipway.store.tables import feedback, prediction_records
 
@@ -37,6 +39,18 @@ class Labeled:
     classes: list[Any] | None
     predicted_at: datetime
     received_at: datetime
+
+
+def quality_of(labeled: Sequence[Labeled], *, classifier: bool) -> dict[str, Any]:
+    """Label metrics of ``labeled`` (non-empty): classification ones (probability-based
+    metrics only when every prediction kept its probabilities), else regression ones."""
+    truth = [x.label for x in labeled]
+    predicted = [x.prediction for x in labeled]
+    if not classifier:
+        return regression_quality([float(t) for t in truth], [float(p) for p in predicted])
+    complete = all(x.probabilities is not None for x in labeled)
+    proba = np.asarray([x.probabilities for x in labeled], dtype=np.float64) if complete else None
+    return classification_quality(truth, predicted, proba, labeled[0].classes)
 
 
 def _parse_items(items: Any) -> tuple[list[tuple[int, str, Any]], list[dict[str, Any]]]:

@@ -27,9 +27,8 @@ from slipway.errors import Conflict, NotFound, SlipwayError, ValidationFailed
 from slipway.ids import new_id, utcnow
 from slipway.monitoring.drift import DriftThresholds, profile_drift
 from slipway.monitoring.evaluation import Evaluation, Status
-from slipway.monitoring.feedback import FeedbackService, Labeled
+from slipway.monitoring.feedback import FeedbackService, Labeled, quality_of
 from slipway.monitoring.profile import Profile
-from slipway.monitoring.quality import classification_quality, regression_quality
 from slipway.monitoring.windows import Window, WindowStore
 from slipway.registry.models import check_slug
 from slipway.registry.versions import Version
@@ -551,20 +550,7 @@ class _Judge:
         labeled = self.labels(rule.window_s)
         if not labeled:
             return [self._result(rule, None, 0)]
-        truth = [x.label for x in labeled]
-        predicted = [x.prediction for x in labeled]
-        if self.target.classifier:
-            import numpy as np
-
-            with_proba = [x for x in labeled if x.probabilities is not None]
-            proba = (
-                np.asarray([x.probabilities for x in labeled], dtype=np.float64)
-                if len(with_proba) == len(labeled)
-                else None
-            )
-            quality = classification_quality(truth, predicted, proba, labeled[0].classes)
-        else:
-            quality = regression_quality([float(t) for t in truth], [float(p) for p in predicted])
+        quality = quality_of(labeled, classifier=self.target.classifier)
         raw = quality.get(_QUALITY_KEY.get(rule.metric, rule.metric))
         value = float(raw) if isinstance(raw, int | float) else None
         evidence = {k: v for k, v in quality.items() if k != "reliability"}
@@ -578,8 +564,5 @@ class _Judge:
 
 
 def _audited(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        k: (v.isoformat() if isinstance(v, datetime) else v)
-        for k, v in row.items()
-        if k not in {"id", "created_at", "updated_at"}
-    }
+    """A monitor's fields as the audit log keeps them: without id and timestamps."""
+    return {k: v for k, v in row.items() if k not in {"id", "created_at", "updated_at"}}

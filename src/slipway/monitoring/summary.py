@@ -17,10 +17,10 @@ import numpy as np
 from slipway.ids import utcnow
 from slipway.monitoring.alerts import AlertService
 from slipway.monitoring.drift import profile_drift
-from slipway.monitoring.feedback import FeedbackService
+from slipway.monitoring.feedback import FeedbackService, quality_of
 from slipway.monitoring.monitors import MonitorService
 from slipway.monitoring.profile import Profile
-from slipway.monitoring.quality import classification_quality, label_delay, regression_quality
+from slipway.monitoring.quality import label_delay
 from slipway.monitoring.sketches import ColumnSketch
 from slipway.monitoring.windows import Window, WindowStore
 from slipway.registry.versions import VersionService
@@ -91,14 +91,7 @@ class Summarizer:
         labeled = self.feedback.labeled(endpoint, start, end, version=version)
         if not labeled:
             return None
-        truth = [x.label for x in labeled]
-        predicted = [x.prediction for x in labeled]
-        if classifier:
-            complete = all(x.probabilities is not None for x in labeled)
-            proba = np.asarray([x.probabilities for x in labeled]) if complete else None
-            quality = classification_quality(truth, predicted, proba, labeled[0].classes)
-        else:
-            quality = regression_quality([float(t) for t in truth], [float(p) for p in predicted])
+        quality = quality_of(labeled, classifier=classifier)
         quality["label_delay"] = label_delay(
             [x.predicted_at for x in labeled], [x.received_at for x in labeled]
         )

@@ -223,17 +223,8 @@ class WindowRecorder:
             return 0
         created = utcnow()
         rows = [
-            {
-                "id": new_id(),
-                "endpoint": endpoint,
-                "version": number,
-                "version_id": version_id,
-                # Tests may use shorter buckets; they are still the finest granularity.
-                "granularity": "minute",
-                "bucket_start": datetime.fromtimestamp(bucket, UTC),
-                "data": window.to_dict(),
-                "created_at": created,
-            }
+            # Tests may use shorter buckets; they are still the finest granularity.
+            _stored(endpoint, number, version_id, "minute", bucket, window, created)
             for (endpoint, _model, number, version_id, bucket), window in taken
         ]
         try:
@@ -267,6 +258,28 @@ class WindowRecorder:
 
     def pending_buckets(self) -> int:
         return len(self._open)
+
+
+def _stored(
+    endpoint: str,
+    number: int,
+    version_id: str,
+    granularity: str,
+    bucket: int,
+    window: Window,
+    created: datetime,
+) -> dict[str, Any]:
+    """One ``monitor_windows`` row: ``window`` of the bucket starting at epoch ``bucket``."""
+    return {
+        "id": new_id(),
+        "endpoint": endpoint,
+        "version": number,
+        "version_id": version_id,
+        "granularity": granularity,
+        "bucket_start": datetime.fromtimestamp(bucket, UTC),
+        "data": window.to_dict(),
+        "created_at": created,
+    }
 
 
 def _prediction_kind(loaded: LoadedVersion, output: ModelOutput | None) -> str | None:
@@ -387,16 +400,7 @@ class WindowStore:
             conn.execute(
                 insert(monitor_windows),
                 [
-                    {
-                        "id": new_id(),
-                        "endpoint": endpoint,
-                        "version": number,
-                        "version_id": version_id,
-                        "granularity": coarse,
-                        "bucket_start": datetime.fromtimestamp(start, UTC),
-                        "data": window.to_dict(),
-                        "created_at": created,
-                    }
+                    _stored(endpoint, number, version_id, coarse, start, window, created)
                     for (endpoint, number, version_id, start), window in groups.items()
                 ],
             )
