@@ -134,6 +134,12 @@ class Overloaded(Unavailable):
     code = "overloaded"
 
 
+class EndpointStopped(Unavailable):
+    """The endpoint's stop switch is on and it declares no fallback version."""
+
+    code = "endpoint_stopped"
+
+
 class DeadlineExceeded(SlipwayError):
     code = "deadline_exceeded"
     status = 504

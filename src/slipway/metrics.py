@@ -55,3 +55,9 @@ SHED = Counter(
     "Inference requests refused unrun: endpoint at capacity (503) or deadline passed (504).",
     ["endpoint", "reason"],
 )
+MIRRORED = Counter(
+    "slipway_mirrored_total",
+    "Copies of answered requests run beside the caller's version, by outcome: ok, error, "
+    "or dropped (too many pending; the shadow is slower than the traffic).",
+    ["endpoint", "version", "kind", "outcome"],
+)

@@ -40,3 +40,38 @@ class SlowModel:
 
         time.sleep(self.delay_s)
         return np.zeros(len(X), dtype=int)
+
+
+class FaultyModel:
+    """ThresholdModel's answers with faults to order, for rollout tests: raise on a share
+    ``error_rate`` of calls, take ``delay_s`` longer per call, or ``flip`` every class.
+    One call per request (not batchable), so the error rate is per request."""
+
+    batchable = False
+
+    def __init__(
+        self,
+        threshold: float = 5.0,
+        error_rate: float = 0.0,
+        delay_s: float = 0.0,
+        flip: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.model = ThresholdModel(threshold)
+        self.error_rate = error_rate
+        self.delay_s = delay_s
+        self.flip = flip
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, X: np.ndarray) -> Any:
+        import time
+
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        if self.error_rate and self.rng.random() < self.error_rate:
+            raise RuntimeError("injected fault")
+        out = self.model.predict(X)
+        if self.flip:
+            out["predictions"] = 1 - out["predictions"]
+            out["probabilities"] = out["probabilities"][:, ::-1]
+        return out

@@ -199,48 +199,53 @@ class AlertService:
         return found
 
     def _apply_one(self, ev: Evaluation, now: datetime) -> dict[str, Any] | None:
+        with transaction(self.engine) as conn:
+            return self.raise_in(conn, ev, now)
+
+    def raise_in(self, conn: Connection, ev: Evaluation, now: datetime) -> dict[str, Any] | None:
+        """Fire, update or resolve the alert of ``ev`` in ``conn``'s transaction — so a
+        decision (a rollout rolled back) and its alert commit together or not at all."""
         value = _finite(ev.value)
         evidence = _plain(ev.to_evidence())
-        with transaction(self.engine) as conn:
-            self._lock(conn, ev.fingerprint)
-            row = conn.execute(
-                select(alerts)
-                .where(alerts.c.fingerprint == ev.fingerprint, alerts.c.state == "firing")
-                .limit(1)
-            ).first()
-            if row is None and ev.status == "ok":
-                return None
-            if row is None:
-                alert = Alert(
-                    id=new_id(),
-                    fingerprint=ev.fingerprint,
-                    **{name: getattr(ev, name) for name in _FROM_EVALUATION.split()},
-                    state="firing",
-                    value=value,
-                    evidence=evidence,
-                    started_at=now,
-                    updated_at=now,
-                    resolved_at=None,
-                )
-                conn.execute(alerts.insert().values(**_columns(alert)))
-                sent_to = self._enqueue(conn, alert, "firing", now)
-                return _change("fired", alert, sent_to)
-            current = Alert.from_row(row)
-            if ev.status == "breach":
-                changed = {"value": value, "evidence": evidence, "updated_at": now}
-                conn.execute(alerts.update().where(alerts.c.id == row.id).values(**changed))
-                return _change("updated", current, [])
-            # Recovered: the resolved event reports the value it recovered to.
-            changed = {
-                "state": "resolved",
-                "value": value,
-                "evidence": evidence,
-                "updated_at": now,
-                "resolved_at": now,
-            }
+        self._lock(conn, ev.fingerprint)
+        row = conn.execute(
+            select(alerts)
+            .where(alerts.c.fingerprint == ev.fingerprint, alerts.c.state == "firing")
+            .limit(1)
+        ).first()
+        if row is None and ev.status == "ok":
+            return None
+        if row is None:
+            alert = Alert(
+                id=new_id(),
+                fingerprint=ev.fingerprint,
+                **{name: getattr(ev, name) for name in _FROM_EVALUATION.split()},
+                state="firing",
+                value=value,
+                evidence=evidence,
+                started_at=now,
+                updated_at=now,
+                resolved_at=None,
+            )
+            conn.execute(alerts.insert().values(**_columns(alert)))
+            sent_to = self._enqueue(conn, alert, "firing", now)
+            return _change("fired", alert, sent_to)
+        current = Alert.from_row(row)
+        if ev.status == "breach":
+            changed = {"value": value, "evidence": evidence, "updated_at": now}
             conn.execute(alerts.update().where(alerts.c.id == row.id).values(**changed))
-            resolved = Alert(**{**_columns(current), **changed})
-            return _change("resolved", resolved, self._enqueue(conn, resolved, "resolved", now))
+            return _change("updated", current, [])
+        # Recovered: the resolved event reports the value it recovered to.
+        changed = {
+            "state": "resolved",
+            "value": value,
+            "evidence": evidence,
+            "updated_at": now,
+            "resolved_at": now,
+        }
+        conn.execute(alerts.update().where(alerts.c.id == row.id).values(**changed))
+        resolved = Alert(**{**_columns(current), **changed})
+        return _change("resolved", resolved, self._enqueue(conn, resolved, "resolved", now))
 
     def resolve(self, alert_id: str, actor: Actor, reason: str) -> Alert:
         """Resolve a firing alert by hand (audited ``alert.resolve``); channels are told."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +54,9 @@ class Window:
     violations: int = 0  # rows refused by the data contract
     nan_outputs: int = 0  # predicted rows with a NaN or infinite output
     latency: ColumnSketch = field(default_factory=ColumnSketch.numeric)  # ms per request
+    # Rows this version answered that another version also answered (a shadow beside
+    # the primary, the primary mirroring a canary): other version -> [compared, agreed].
+    agreement: dict[int, list[int]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Window:
@@ -67,6 +70,15 @@ class Window:
         self.violations += other.violations
         self.nan_outputs += other.nan_outputs
         self.latency.merge(other.latency)
+        for version, (compared, agreed) in other.agreement.items():
+            mine = self.agreement.setdefault(version, [0, 0])
+            mine[0] += compared
+            mine[1] += agreed
+
+    def agreement_with(self, version: int) -> tuple[int, float | None]:
+        """How many rows were compared with ``version`` and the share that agreed."""
+        compared, agreed = self.agreement.get(version, (0, 0))
+        return compared, (agreed / compared if compared else None)
 
     def rate(self, what: str) -> float | None:
         """errors per request, violations per offered row, NaN outputs per predicted row."""
@@ -89,6 +101,7 @@ class Window:
             "nan_outputs": self.nan_outputs,
             "latency": self.latency.to_dict(),
             "profile": self.profile.to_dict(),
+            "agreement": {str(v): list(c) for v, c in self.agreement.items()},
         }
 
     @classmethod
@@ -101,6 +114,10 @@ class Window:
             violations=int(data["violations"]),
             nan_outputs=int(data["nan_outputs"]),
             latency=ColumnSketch.from_dict(data["latency"], "window.latency"),
+            # Rows written before agreement was counted have none.
+            agreement={
+                int(v): [int(c[0]), int(c[1])] for v, c in data.get("agreement", {}).items()
+            },
         )
 
 
@@ -135,8 +152,8 @@ class _Open:
         self.pending = 0
 
 
-# endpoint, model, version number, version id, bucket start (epoch seconds)
-_Key = tuple[str, str, int, str, int]
+# endpoint, model, version number, version id, bucket start (epoch seconds), shadow
+_Key = tuple[str, str, int, str, int, bool]
 
 
 class WindowRecorder:
@@ -160,22 +177,13 @@ class WindowRecorder:
         violations: int = 0,
         error: bool = False,
         now: float | None = None,
+        shadow: bool = False,
     ) -> None:
         """Count one request: ``X`` the predicted rows (model input order), ``output``
-        the model's answer (None when it failed), ``violations`` its refused rows."""
-        version = loaded.version
-        bucket = int((time.time() if now is None else now) // self.bucket_s * self.bucket_s)
-        key = (loaded.endpoint, version.model, version.number, version.id, bucket)
+        the model's answer (None when it failed), ``violations`` its refused rows;
+        ``shadow``: a copy answered by a shadow (kept apart from what callers got)."""
         with self._lock:
-            current = self._open.get(key)
-            if current is None:
-                kinds, columns = self._columns(loaded)
-                score = output is not None and output.probabilities is not None
-                prediction = _prediction_kind(loaded, output)
-                current = _Open(
-                    Window(Profile.empty(kinds, prediction=prediction, score=score)), columns
-                )
-                self._open[key] = current
+            current = self._bucket(loaded, output, now, shadow)
             window = current.window
             window.requests += 1
             window.violations += violations
@@ -195,6 +203,44 @@ class WindowRecorder:
             if current.pending >= self.fold_rows or len(current.latencies) >= self.fold_rows:
                 current.fold()
 
+    def agree(
+        self,
+        loaded: LoadedVersion,
+        other: int,
+        compared: int,
+        agreed: int,
+        *,
+        now: float | None = None,
+        shadow: bool = False,
+    ) -> None:
+        """Count ``compared`` rows ``loaded`` answered that version ``other`` answered
+        too, ``agreed`` of them alike."""
+        if not compared:
+            return
+        with self._lock:
+            counts = self._bucket(loaded, None, now, shadow).window.agreement
+            mine = counts.setdefault(other, [0, 0])
+            mine[0] += compared
+            mine[1] += agreed
+
+    def _bucket(
+        self, loaded: LoadedVersion, output: ModelOutput | None, now: float | None, shadow: bool
+    ) -> _Open:
+        """The open bucket of ``loaded`` at ``now`` (created if new); hold the lock."""
+        version = loaded.version
+        bucket = int((time.time() if now is None else now) // self.bucket_s * self.bucket_s)
+        key = (loaded.endpoint, version.model, version.number, version.id, bucket, shadow)
+        current = self._open.get(key)
+        if current is None:
+            kinds, columns = self._columns(loaded)
+            score = output is not None and output.probabilities is not None
+            prediction = _prediction_kind(loaded, output)
+            current = _Open(
+                Window(Profile.empty(kinds, prediction=prediction, score=score)), columns
+            )
+            self._open[key] = current
+        return current
+
     def _columns(self, loaded: LoadedVersion) -> tuple[dict[str, str], tuple[tuple[int, str], ...]]:
         cached = self._kinds.get(loaded.version.id)
         if cached is None:
@@ -205,27 +251,41 @@ class WindowRecorder:
         return cached
 
     def take(
-        self, *, everything: bool = False, now: float | None = None
+        self,
+        *,
+        everything: bool = False,
+        now: float | None = None,
+        endpoints: Collection[str] = (),
     ) -> list[tuple[_Key, Window]]:
-        """Remove and return closed buckets (all of them with ``everything``), folded."""
+        """Remove and return closed buckets (all of them with ``everything``, and the
+        open ones of ``endpoints`` too), folded."""
         cutoff = (time.time() if now is None else now) // self.bucket_s * self.bucket_s
         with self._lock:
-            keys = [k for k in self._open if everything or k[4] < cutoff]
+            keys = [k for k in self._open if everything or k[4] < cutoff or k[0] in endpoints]
             taken = [(k, self._open.pop(k)) for k in keys]
         for _, bucket in taken:
             bucket.fold()
         return [(k, b.window) for k, b in taken]
 
-    def flush(self, engine: Engine, *, everything: bool = False, now: float | None = None) -> int:
-        """Write closed buckets (or all) to the store; on failure keep them for next time."""
-        taken = self.take(everything=everything, now=now)
+    def flush(
+        self,
+        engine: Engine,
+        *,
+        everything: bool = False,
+        now: float | None = None,
+        endpoints: Collection[str] = (),
+    ) -> int:
+        """Write closed buckets (or all, or those of ``endpoints`` too: a rollout judges
+        them within seconds) to the store; on failure keep them for next time. A bucket
+        written while open gets another row later; rows of one bucket merge on read."""
+        taken = self.take(everything=everything, now=now, endpoints=endpoints)
         if not taken:
             return 0
         created = utcnow()
         rows = [
             # Tests may use shorter buckets; they are still the finest granularity.
-            _stored(endpoint, number, version_id, "minute", bucket, window, created)
-            for (endpoint, _model, number, version_id, bucket), window in taken
+            _stored(endpoint, number, version_id, "minute", bucket, window, created, shadow)
+            for (endpoint, _model, number, version_id, bucket, shadow), window in taken
         ]
         try:
             with transaction(engine) as conn:
@@ -268,6 +328,7 @@ def _stored(
     bucket: int,
     window: Window,
     created: datetime,
+    shadow: bool = False,
 ) -> dict[str, Any]:
     """One ``monitor_windows`` row: ``window`` of the bucket starting at epoch ``bucket``."""
     return {
@@ -279,6 +340,7 @@ def _stored(
         "bucket_start": datetime.fromtimestamp(bucket, UTC),
         "data": window.to_dict(),
         "created_at": created,
+        "shadow": shadow,
     }
 
 
@@ -308,7 +370,7 @@ class WindowStore:
         self.engine = engine
 
     def _rows(
-        self, endpoint: str, start: datetime, end: datetime, version: int | None
+        self, endpoint: str, start: datetime, end: datetime, version: int | None, shadow: bool
     ) -> list[Any]:
         query = select(
             monitor_windows.c.bucket_start,
@@ -319,6 +381,7 @@ class WindowStore:
             monitor_windows.c.endpoint == endpoint,
             monitor_windows.c.bucket_start >= start,
             monitor_windows.c.bucket_start < end,
+            monitor_windows.c.shadow == shadow,
         )
         if version is not None:
             query = query.where(monitor_windows.c.version == version)
@@ -326,20 +389,33 @@ class WindowStore:
             return list(conn.execute(query.order_by(monitor_windows.c.bucket_start)))
 
     def read(
-        self, endpoint: str, start: datetime, end: datetime, *, version: int | None = None
+        self,
+        endpoint: str,
+        start: datetime,
+        end: datetime,
+        *,
+        version: int | None = None,
+        shadow: bool = False,
     ) -> Window:
-        """Everything ``endpoint`` (one ``version`` of it) served in ``[start, end)``."""
+        """Everything ``endpoint`` (one ``version`` of it) served in ``[start, end)``;
+        with ``shadow``, what its shadows answered instead."""
         merged = Window.empty()
-        for row in self._rows(endpoint, start, end, version):
+        for row in self._rows(endpoint, start, end, version, shadow):
             merged.merge(Window.from_dict(row.data))
         return merged
 
     def series(
-        self, endpoint: str, start: datetime, end: datetime, *, version: int | None = None
+        self,
+        endpoint: str,
+        start: datetime,
+        end: datetime,
+        *,
+        version: int | None = None,
+        shadow: bool = False,
     ) -> list[tuple[datetime, Window]]:
         """One merged window per stored bucket, oldest first (for plots over time)."""
         out: dict[datetime, Window] = {}
-        for row in self._rows(endpoint, start, end, version):
+        for row in self._rows(endpoint, start, end, version, shadow):
             window = Window.from_dict(row.data)
             if row.bucket_start in out:
                 out[row.bucket_start].merge(window)
@@ -347,13 +423,16 @@ class WindowStore:
                 out[row.bucket_start] = window
         return sorted(out.items(), key=lambda item: item[0])
 
-    def versions(self, endpoint: str, start: datetime, end: datetime) -> list[int]:
+    def versions(
+        self, endpoint: str, start: datetime, end: datetime, *, shadow: bool = False
+    ) -> list[int]:
         query = (
             select(monitor_windows.c.version)
             .where(
                 monitor_windows.c.endpoint == endpoint,
                 monitor_windows.c.bucket_start >= start,
                 monitor_windows.c.bucket_start < end,
+                monitor_windows.c.shadow == shadow,
             )
             .distinct()
         )
@@ -384,10 +463,10 @@ class WindowStore:
             )
             if not rows:
                 return 0
-            groups: dict[tuple[str, int, str, int], Window] = {}
+            groups: dict[tuple[str, int, str, int, bool], Window] = {}
             for row in rows:
                 start = int(row.bucket_start.timestamp() // step * step)
-                key = (row.endpoint, row.version, row.version_id, start)
+                key = (row.endpoint, row.version, row.version_id, start, row.shadow)
                 window = Window.from_dict(row.data)
                 if key in groups:
                     groups[key].merge(window)
@@ -400,8 +479,8 @@ class WindowStore:
             conn.execute(
                 insert(monitor_windows),
                 [
-                    _stored(endpoint, number, version_id, coarse, start, window, created)
-                    for (endpoint, number, version_id, start), window in groups.items()
+                    _stored(endpoint, number, version_id, coarse, start, window, created, shadow)
+                    for (endpoint, number, version_id, start, shadow), window in groups.items()
                 ],
             )
         return len(rows) - len(groups)

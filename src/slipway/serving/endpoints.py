@@ -8,7 +8,6 @@ never takes traffic and the current one keeps serving.
 from __future__ import annotations
 
 import builtins
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +21,7 @@ from slipway.errors import Conflict, NotFound, ValidationFailed
 from slipway.ids import new_id, utcnow
 from slipway.registry.models import check_slug
 from slipway.registry.versions import Version, VersionService
-from slipway.serving.pool import PredictorPool
+from slipway.serving.pool import Plan, PredictorPool
 from slipway.store.engine import transaction
 from slipway.store.tables import endpoints, models, versions
 
@@ -40,6 +39,18 @@ class Endpoint:
     created_by: str
     created_at: datetime
     updated_at: datetime
+    canary_version: int | None = None
+    canary_weight: float = 0.0
+    routing: str = "random"
+    shadow_versions: tuple[int, ...] = ()
+    stopped_at: datetime | None = None
+    stop_reason: str | None = None
+    fallback_version: int | None = None
+    previous_version_id: str | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopped_at is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,11 +64,24 @@ class Endpoint:
             "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "traffic": {
+                "primary": self.version,
+                "canary": self.canary_version,
+                "canary_weight": self.canary_weight if self.canary_version else 0.0,
+                "routing": self.routing,
+                "shadows": list(self.shadow_versions),
+            },
+            "stopped": self.stopped,
+            "stopped_at": self.stopped_at.isoformat() if self.stopped_at else None,
+            "stop_reason": self.stop_reason,
+            "fallback_version": self.fallback_version,
         }
 
 
 def _endpoint_query() -> Any:
     previous = versions.alias("previous")
+    canary = versions.alias("canary")
+    fallback = versions.alias("fallback")
     return (
         select(
             endpoints.c.name,
@@ -71,11 +95,40 @@ def _endpoint_query() -> Any:
             endpoints.c.created_by,
             endpoints.c.created_at,
             endpoints.c.updated_at,
+            canary.c.number.label("canary_version"),
+            endpoints.c.canary_weight,
+            endpoints.c.routing,
+            endpoints.c.shadow_version_ids,
+            endpoints.c.stopped_at,
+            endpoints.c.stop_reason,
+            fallback.c.number.label("fallback_version"),
+            endpoints.c.previous_version_id,
         )
         .join(models, models.c.id == endpoints.c.model_id)
         .join(versions, versions.c.id == endpoints.c.version_id)
         .outerjoin(previous, previous.c.id == endpoints.c.previous_version_id)
+        .outerjoin(canary, canary.c.id == endpoints.c.canary_version_id)
+        .outerjoin(fallback, fallback.c.id == endpoints.c.fallback_version_id)
     )
+
+
+def _endpoints_of(conn: Connection, rows: Any) -> list[Endpoint]:
+    """Rows of :func:`_endpoint_query` to endpoints (shadow version ids to numbers)."""
+    rows = list(rows)
+    shadow_ids = {i for r in rows for i in r.shadow_version_ids or []}
+    numbers: dict[str, int] = {}
+    if shadow_ids:
+        found = conn.execute(
+            select(versions.c.id, versions.c.number).where(versions.c.id.in_(shadow_ids))
+        )
+        numbers = {r.id: r.number for r in found}
+    out = []
+    for row in rows:
+        data = row._asdict()
+        ids = data.pop("shadow_version_ids") or []
+        data["shadow_versions"] = tuple(numbers[i] for i in ids if i in numbers)
+        out.append(Endpoint(**data))
+    return out
 
 
 def _audit_deploy(
@@ -126,15 +179,16 @@ class EndpointService:
 
     def list(self) -> list[Endpoint]:
         with self.engine.connect() as conn:
-            rows = conn.execute(_endpoint_query().order_by(endpoints.c.name)).all()
-        return [Endpoint(**r._asdict()) for r in rows]
+            return _endpoints_of(conn, conn.execute(_endpoint_query().order_by(endpoints.c.name)))
 
     def get(self, name: str) -> Endpoint:
         with self.engine.connect() as conn:
-            row = conn.execute(_endpoint_query().where(endpoints.c.name == name)).first()
-        if row is None:
+            found = _endpoints_of(
+                conn, conn.execute(_endpoint_query().where(endpoints.c.name == name))
+            )
+        if not found:
             raise NotFound(f"endpoint {name!r} not found")
-        return Endpoint(**row._asdict())
+        return found[0]
 
     def deploy(
         self,
@@ -171,14 +225,14 @@ class EndpointService:
             )
         current = self._current(name)
         mode = contract_mode or (current[1] if current else "reject")
-        breaking_changes = self._breaking_changes(current, target, allow_breaking, reason)
-        # Load before touching the store: a broken or tampered artifact raises here and
-        # nothing changes. The generation is provisional until the row is written.
-        loaded = self.pool.load(name, target, 0, mode)
-        generation = self._write(
-            name, target, actor, mode, breaking_changes, reason, latency_slo_ms
+        breaking_changes = self.breaking_changes(
+            current[0] if current else None, target, allow_breaking, reason
         )
-        self.pool.install(dataclasses.replace(loaded, generation=generation))
+        # Load before touching the store: a broken or tampered artifact raises here and
+        # nothing changes.
+        self.pool.load(name, target, 0, mode)
+        self._write(name, target, actor, mode, breaking_changes, reason, latency_slo_ms)
+        self.sync(name)
         return self.get(name)
 
     def _current(self, name: str) -> tuple[str, str] | None:
@@ -190,14 +244,16 @@ class EndpointService:
             ).first()
         return (row.version_id, row.contract_mode) if row else None
 
-    def _breaking_changes(
-        self, current: tuple[str, str] | None, target: Version, allow: bool, reason: str
+    def breaking_changes(
+        self, current_version_id: str | None, target: Version, allow: bool, reason: str
     ) -> builtins.list[dict[str, Any]]:
-        if current is None or current[0] == target.id:
+        """How ``target``'s input contract would refuse what the current version
+        accepts; raises unless ``allow`` (with a ``reason``) is given."""
+        if current_version_id is None or current_version_id == target.id:
             return []
         from slipway.contracts.diff import breaking, diff
 
-        old = self.versions.get_by_id(current[0])
+        old = self.versions.get_by_id(current_version_id)
         changes = [
             {"field": c.field, "change": c.what}
             for c in breaking(diff(old.data_contract, target.data_contract))
@@ -230,6 +286,7 @@ class EndpointService:
                 select(
                     endpoints.c.id,
                     endpoints.c.version_id,
+                    endpoints.c.canary_version_id,
                     endpoints.c.generation,
                     endpoints.c.latency_slo_ms,
                 ).where(endpoints.c.name == name)
@@ -270,6 +327,8 @@ class EndpointService:
             }
             if previous is not None:
                 values["previous_version_id"] = previous
+            if row.canary_version_id == target.id:  # the canary became the primary
+                values.update(canary_version_id=None, canary_weight=0.0)
             conn.execute(endpoints.update().where(endpoints.c.id == row.id).values(**values))
             _audit_deploy(
                 conn,
@@ -284,30 +343,44 @@ class EndpointService:
             )
             return generation
 
-    def sync(self) -> None:
-        """Bring this process's pool in line with the store (other workers' deploys,
-        restarts). Failures leave the current version serving."""
+    def sync(self, name: str | None = None) -> None:
+        """Bring this process's pool in line with the store (other workers' deploys and
+        plan changes, restarts), for every endpoint or one. Failures leave the current
+        route serving."""
+        query = select(endpoints)
+        if name is not None:
+            query = query.where(endpoints.c.name == name)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    endpoints.c.name,
-                    endpoints.c.version_id,
-                    endpoints.c.generation,
-                    endpoints.c.contract_mode,
-                )
-            ).all()
+            rows = conn.execute(query).all()
+        changed = False
         for row in rows:
+            if self.pool.generation(row.name) >= row.generation:
+                continue
             try:
-                current = self.pool.get(row.name)
-                if current.generation >= row.generation:
-                    continue
-            except Exception:  # noqa: BLE001 - not loaded yet, or broken: try to load
-                pass
-            try:
-                target = self.versions.get_by_id(row.version_id)
+                plan = self._plan(row)
             except NotFound:
                 continue
-            self.pool.ensure(row.name, target, row.generation, row.contract_mode)
+            self.pool.ensure(row.name, plan, row.generation, row.contract_mode)
+            changed = True
+        if changed and name is None:
+            self.pool.evict(keep={r.previous_version_id for r in rows if r.previous_version_id})
+
+    def _plan(self, row: Any) -> Plan:
+        def version(version_id: str | None) -> Version | None:
+            return self.versions.get_by_id(version_id) if version_id else None
+
+        primary = self.versions.get_by_id(row.version_id)
+        return Plan(
+            primary=primary,
+            canary=version(row.canary_version_id),
+            weight=float(row.canary_weight or 0.0),
+            routing=row.routing,
+            shadows=tuple(self.versions.get_by_id(i) for i in row.shadow_version_ids or []),
+            stopped=row.stopped_at is not None,
+            stop_reason=row.stop_reason or "",
+            fallback=version(row.fallback_version_id),
+            previous=version(row.previous_version_id),
+        )
 
     def deployed_names(self) -> set[str]:
         with self.engine.connect() as conn:

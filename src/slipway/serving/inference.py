@@ -43,6 +43,7 @@ from slipway.metrics import (
 from slipway.monitoring.windows import WindowRecorder
 from slipway.serving.admission import Admission
 from slipway.serving.batching import Batcher
+from slipway.serving.mirrors import Mirrors
 from slipway.serving.pool import LoadedVersion, PredictorPool
 from slipway.serving.records import RecordWriter
 
@@ -57,6 +58,8 @@ class InferenceResult:
     row_index: list[int]
     # Refused rows (partial mode): position -> {"errors": [...], "quarantine_id": ...}.
     refused: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # The predicted rows as the contract cleaned them (what shadows are given).
+    inputs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def version(self) -> int:
@@ -94,11 +97,13 @@ class InferenceService:
         self.admission = admission or Admission()
         self.batch_max_rows = batch_max_rows
         self.batch_wait_ms = batch_wait_ms
-        # endpoint -> (generation, batcher of the version serving it)
-        self._batchers: dict[str, tuple[int, Batcher]] = {}
+        # (endpoint, version id) -> (generation, batcher of that version)
+        self._batchers: dict[tuple[str, str], tuple[int, Batcher]] = {}
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="predict")
+        self.mirrors = Mirrors(writer, self.windows)
 
     def shutdown(self) -> None:
+        self.mirrors.shutdown()
         self._executor.shutdown(wait=True)
 
     async def predict(
@@ -112,14 +117,20 @@ class InferenceService:
         mode: str | None = None,
         quarantine: bool = True,
         deadline: float | None = None,
+        routing_key: str | None = None,
     ) -> InferenceResult:
         """``mode`` overrides the endpoint's contract mode (V2 always rejects; replay is
         partial); ``quarantine=False`` (replay) reports refused rows without storing
         them again; ``deadline`` (``time.monotonic()``): not started after it (504).
-        Beyond the endpoint's in-flight and queue bounds the request is refused (503)."""
-        loaded = self.pool.get(endpoint)
+        Beyond the endpoint's in-flight and queue bounds the request is refused (503).
+        The traffic plan picks the version (``routing_key`` for sticky canaries); the
+        shadows get a copy once the answer is recorded."""
+        plan = self.pool.route(endpoint)
+        loaded = plan.pick(routing_key)
         async with self.admission.slot(endpoint, deadline):
-            return await self._predict(loaded, rows, caller, route, request_id, mode, quarantine)
+            result = await self._predict(loaded, rows, caller, route, request_id, mode, quarantine)
+        self.mirrors.after(plan, result)
+        return result
 
     async def _predict(
         self,
@@ -180,7 +191,9 @@ class InferenceService:
                 f"model {version.model!r} v{version.number} failed to predict: {type(exc).__name__}"
             ) from exc
         latency_ms = (time.perf_counter() - started) * 1000
-        result = InferenceResult(new_id(), loaded, output, latency_ms, checked.valid, refused)
+        result = InferenceResult(
+            new_id(), loaded, output, latency_ms, checked.valid, refused, checked.rows
+        )
         problems = check_outputs(loaded.contract, output.predictions, output.probabilities)
         outputs: dict[str, Any] = {"predictions": to_plain(output.predictions)}
         if output.probabilities is not None:
@@ -202,6 +215,8 @@ class InferenceService:
             "outputs": outputs,
             "latency_ms": latency_ms,
             "outcome": "output_contract_violation" if problems else "ok",
+            "arm": loaded.arm,
+            "mirror_of": None,
         }
         await self.writer.write(record, held)
         self._observe(
@@ -226,7 +241,8 @@ class InferenceService:
         if self.batch_max_rows <= 0 or not getattr(loaded.predictor, "batchable", True):
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, loaded.predictor.predict, X)
-        current = self._batchers.get(loaded.endpoint)
+        key = (loaded.endpoint, loaded.version.id)
+        current = self._batchers.get(key)
         if current is None or current[0] != loaded.generation:
             batcher = Batcher(
                 loaded.predictor.predict,
@@ -234,7 +250,7 @@ class InferenceService:
                 max_rows=self.batch_max_rows,
                 max_wait_ms=self.batch_wait_ms,
             )
-            current = self._batchers[loaded.endpoint] = (loaded.generation, batcher)
+            current = self._batchers[key] = (loaded.generation, batcher)
         return await current[1].predict(X)
 
     def _observe(

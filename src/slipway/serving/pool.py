@@ -1,9 +1,14 @@
-"""The pool of loaded versions this process serves, one per endpoint.
+"""The pool of loaded versions this process serves: one :class:`Route` per endpoint.
 
-Switching an endpoint is load-then-swap: the new version is loaded (hash re-checked) and
-only then replaces the old one in a single dict assignment. Requests already running hold
-a reference to the old :class:`LoadedVersion` and finish on it; it is freed when the last
-of them returns (the drain). A version that fails to load never replaces anything.
+Switching an endpoint is load-then-swap: every version of its new traffic plan is
+loaded (hash re-checked) and only then does the new route replace the old one in a
+single dict assignment. Requests already running hold a reference to the old
+:class:`LoadedVersion` and finish on it; it is freed when the last of them returns (the
+drain). A primary that fails to load never replaces anything.
+
+Loaded models are shared by version: promoting a canary or rolling back to the previous
+primary (kept loaded for that) swaps routes without loading anything, so it takes effect
+at once even when the artifact store is down or the artifact gone.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from slipway.contracts.schema import Contract
 from slipway.contracts.signature import Signature
 from slipway.errors import ModelLoadFailed, NotFound, SlipwayError, Unavailable
 from slipway.registry.versions import Version
+from slipway.serving.routing import Route
 
 log = logging.getLogger("slipway.serving")
 
@@ -31,80 +37,182 @@ class LoadedVersion:
     predictor: Predictor
     contract: Contract
     contract_mode: str = "reject"
+    # primary | canary | shadow | fallback: the part of the traffic plan it answers for.
+    arm: str = "primary"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An endpoint's traffic plan as stored, with its versions."""
+
+    primary: Version
+    canary: Version | None = None
+    weight: float = 0.0
+    routing: str = "random"
+    shadows: tuple[Version, ...] = ()
+    stopped: bool = False
+    stop_reason: str = ""
+    fallback: Version | None = None
+    # The primary before this one, kept loaded so a rollback loads nothing.
+    previous: Version | None = None
 
 
 class PredictorPool:
     def __init__(self, artifacts: ArtifactStore, trusted_modules: tuple[str, ...] = ()) -> None:
         self.artifacts = artifacts
         self.trusted_modules = trusted_modules
-        self._serving: dict[str, LoadedVersion] = {}
+        self._routes: dict[str, Route] = {}
+        # Loaded models by version id, shared by every route (and arm) that uses them.
+        self._models: dict[str, tuple[Signature, Predictor]] = {}
         # Endpoints whose deployed generation could not be loaded here, with the reason.
         self.broken: dict[str, tuple[int, str]] = {}
         self._load_lock = threading.Lock()
 
+    def _model(self, version: Version) -> tuple[Signature, Predictor]:
+        cached = self._models.get(version.id)
+        if cached is None:
+            if version.status != "ready":
+                raise ModelLoadFailed(
+                    f"version {version.number} of {version.model!r} is {version.status}, not ready"
+                )
+            data = self.artifacts.read_verified(version.artifact_sha256, version.artifact_size)
+            spec = version.load_spec(self.trusted_modules)
+            predictor = get_flavor(version.flavor).load(data, spec)
+            signature = Signature.from_dict(version.signature)
+            _warm_up(version, signature, predictor)
+            cached = self._models[version.id] = (signature, predictor)
+        return cached
+
     def load(
-        self, endpoint: str, version: Version, generation: int, contract_mode: str = "reject"
+        self,
+        endpoint: str,
+        version: Version,
+        generation: int,
+        contract_mode: str = "reject",
+        arm: str = "primary",
     ) -> LoadedVersion:
-        """Load ``version`` (hash re-checked); raises, never half-installs."""
-        if version.status != "ready":
-            raise ModelLoadFailed(
-                f"version {version.number} of {version.model!r} is {version.status}, not ready"
-            )
-        data = self.artifacts.read_verified(version.artifact_sha256, version.artifact_size)
-        predictor = get_flavor(version.flavor).load(data, version.load_spec(self.trusted_modules))
+        """Load ``version`` (hash re-checked; once per version); raises, never
+        half-installs."""
+        signature, predictor = self._model(version)
         return LoadedVersion(
             endpoint,
             generation,
             version,
-            Signature.from_dict(version.signature),
+            signature,
             predictor,
             version.data_contract,
             contract_mode,
+            arm,
         )
 
-    def install(self, loaded: LoadedVersion) -> None:
+    def build(self, endpoint: str, plan: Plan, generation: int, contract_mode: str) -> Route:
+        """Load every version of ``plan``. The primary must load; a canary, shadow or
+        fallback that cannot is left out (logged) so the primary keeps serving."""
+
+        def optional(version: Version | None, arm: str) -> LoadedVersion | None:
+            if version is None:
+                return None
+            try:
+                return self.load(endpoint, version, generation, contract_mode, arm)
+            except SlipwayError as exc:
+                log.error(
+                    "endpoint %s: %s version %s of %s failed to load and is left out: %s",
+                    endpoint,
+                    arm,
+                    version.number,
+                    version.model,
+                    exc.message,
+                )
+                return None
+
+        primary = self.load(endpoint, plan.primary, generation, contract_mode)
+        shadows = tuple(s for v in plan.shadows if (s := optional(v, "shadow")) is not None)
+        route = Route(
+            endpoint,
+            generation,
+            primary,
+            canary=optional(plan.canary, "canary"),
+            weight=plan.weight,
+            routing=plan.routing,
+            shadows=shadows,
+            stopped=plan.stopped,
+            stop_reason=plan.stop_reason,
+            fallback=optional(plan.fallback, "fallback"),
+        )
+        if plan.previous is not None:
+            optional(plan.previous, "previous")  # warm for a rollback; not routed
+        return route
+
+    def install(self, route: Route) -> None:
         with self._load_lock:
-            current = self._serving.get(loaded.endpoint)
-            if current is not None and current.generation > loaded.generation:
+            current = self._routes.get(route.endpoint)
+            if current is not None and current.generation > route.generation:
                 return  # a newer deployment won the race
-            self._serving[loaded.endpoint] = loaded
-            self.broken.pop(loaded.endpoint, None)
+            self._routes[route.endpoint] = route
+            self.broken.pop(route.endpoint, None)
 
-    def ensure(
-        self, endpoint: str, version: Version, generation: int, contract_mode: str = "reject"
-    ) -> None:
-        """Serve ``version`` on ``endpoint`` unless already at this generation.
+    def ensure(self, endpoint: str, plan: Plan, generation: int, contract_mode: str) -> None:
+        """Serve ``plan`` on ``endpoint`` unless already at this generation.
 
-        A failure is logged and recorded in :attr:`broken`; the current version (if any)
+        A failure is logged and recorded in :attr:`broken`; the current route (if any)
         keeps serving.
         """
-        current = self._serving.get(endpoint)
+        current = self._routes.get(endpoint)
         if current is not None and current.generation >= generation:
             return
         if self.broken.get(endpoint, (0, ""))[0] == generation:
             return  # already failed at this generation; wait for a new deployment
         try:
-            self.install(self.load(endpoint, version, generation, contract_mode))
+            self.install(self.build(endpoint, plan, generation, contract_mode))
         except SlipwayError as exc:
             self.broken[endpoint] = (generation, exc.message)
             log.error(
                 "endpoint %s: version %s of %s failed to load: %s",
                 endpoint,
-                version.number,
-                version.model,
+                plan.primary.number,
+                plan.primary.model,
                 exc.message,
             )
 
-    def get(self, endpoint: str) -> LoadedVersion:
-        loaded = self._serving.get(endpoint)
-        if loaded is None:
+    def evict(self, keep: set[str]) -> None:
+        """Free loaded models no route uses and ``keep`` (version ids) does not name."""
+        with self._load_lock:
+            used = {v.version.id for r in self._routes.values() for v in r.versions()}
+            for version_id in set(self._models) - used - keep:
+                del self._models[version_id]
+
+    def route(self, endpoint: str) -> Route:
+        route = self._routes.get(endpoint)
+        if route is None:
             if endpoint in self.broken:
                 raise Unavailable(f"endpoint {endpoint!r} has no loadable version")
             raise NotFound(f"endpoint {endpoint!r} not found")
-        return loaded
+        return route
+
+    def get(self, endpoint: str) -> LoadedVersion:
+        """The endpoint's primary (what its metadata describes)."""
+        return self.route(endpoint).primary
+
+    def generation(self, endpoint: str) -> int:
+        route = self._routes.get(endpoint)
+        return route.generation if route is not None else 0
 
     def names(self) -> list[str]:
-        return sorted(self._serving)
+        return sorted(self._routes)
 
     def all_ready(self, expected: set[str]) -> bool:
-        return expected <= set(self._serving)
+        return expected <= set(self._routes)
+
+
+def _warm_up(version: Version, signature: Signature, predictor: Predictor) -> None:
+    """Answer the version's example rows once before it takes traffic: a model's first
+    calls are slow (lazy imports, allocations), and a canary's first callers — and its
+    latency analysis — should not pay for that."""
+    if not version.example_rows:
+        return
+    try:
+        predictor.predict(signature.matrix(version.example_rows, allow_null=True))
+    except Exception as exc:  # noqa: BLE001 - the smoke test passed; serving will tell
+        log.warning(
+            "version %s of %s failed its warm-up call: %s", version.number, version.model, exc
+        )

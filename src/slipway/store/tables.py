@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names, so migrations can refer to them on every backend.
@@ -124,6 +125,16 @@ endpoints = Table(
     Column("created_by", String(128), nullable=False),
     Column("created_at", _utc(), nullable=False),
     Column("updated_at", _utc(), nullable=False),
+    # The rest of the traffic plan: a canary taking canary_weight percent of requests
+    # (random, or sticky by the caller's routing key), shadows answering copies.
+    Column("canary_version_id", String(32), ForeignKey("versions.id"), nullable=True),
+    Column("canary_weight", Float, nullable=False, server_default="0"),
+    Column("routing", String(8), nullable=False, server_default="random"),
+    Column("shadow_version_ids", JSON, nullable=False, server_default="[]"),
+    # The stop switch: a stopped endpoint answers 503, or its fallback version.
+    Column("stopped_at", _utc(), nullable=True),
+    Column("stop_reason", String(2000), nullable=True),
+    Column("fallback_version_id", String(32), ForeignKey("versions.id"), nullable=True),
 )
 
 prediction_records = Table(
@@ -142,6 +153,10 @@ prediction_records = Table(
     Column("outputs", JSON, nullable=False),
     Column("latency_ms", Float, nullable=False),
     Column("outcome", String(32), nullable=False),
+    # primary | canary | fallback answered the caller; shadow answered a copy of the
+    # record ``mirror_of`` (its inputs are that record's, not stored twice).
+    Column("arm", String(8), nullable=False, server_default="primary"),
+    Column("mirror_of", String(32), nullable=True),
     Index("ix_prediction_records_endpoint_created", "endpoint", "created_at"),
 )
 
@@ -266,6 +281,8 @@ monitor_windows = Table(
     Column("bucket_start", _utc(), nullable=False),
     Column("data", JSON, nullable=False),
     Column("created_at", _utc(), nullable=False),
+    # Shadow traffic is kept apart: monitors and summaries judge what callers got.
+    Column("shadow", Boolean, nullable=False, server_default=false()),
     Index("ix_monitor_windows_lookup", "endpoint", "granularity", "bucket_start"),
 )
 
@@ -377,4 +394,51 @@ alert_deliveries = Table(
     Column("delivered_at", _utc(), nullable=True),
     Index("ix_alert_deliveries_status_next", "status", "next_attempt_at"),
     Index("ix_alert_deliveries_alert", "alert_id"),
+)
+
+# Staged moves of an endpoint from one version to another (rollout/). At most one is
+# active (pending, running, paused) per endpoint; the row is the controller's state, so
+# a restart resumes where it was.
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("endpoint", String(128), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("from_version_id", String(32), ForeignKey("versions.id"), nullable=False),
+    Column("to_version_id", String(32), ForeignKey("versions.id"), nullable=False),
+    Column("from_version", Integer, nullable=False),
+    Column("to_version", Integer, nullable=False),
+    Column("steps", JSON, nullable=False),  # canary weights in percent, increasing
+    Column("step_duration_s", Float, nullable=False),
+    Column("step", Integer, nullable=False),  # index into steps; -1 while pending
+    Column("state", String(16), nullable=False),
+    Column("routing", String(8), nullable=False),
+    Column("template", String(64), nullable=False),
+    # The template as resolved at start (with per-rollout overrides): later edits of the
+    # template do not change a rollout under way.
+    Column("analysis", JSON, nullable=False),
+    Column("last_analysis", JSON, nullable=True),
+    Column("reason", String(2000), nullable=False),
+    Column("decision", String(2000), nullable=True),
+    # Bumped on every state change: concurrent controllers (workers) update with
+    # "where revision = seen", so exactly one decision wins.
+    Column("revision", Integer, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", _utc(), nullable=False),
+    Column("updated_at", _utc(), nullable=False),
+    Column("step_started_at", _utc(), nullable=False),
+    Column("finished_at", _utc(), nullable=True),
+    Index("ix_rollouts_endpoint_state", "endpoint", "state"),
+)
+
+# Named sets of analysis thresholds; "default" is built in and not stored.
+analysis_templates = Table(
+    "analysis_templates",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("spec", JSON, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", _utc(), nullable=False),
+    Column("updated_at", _utc(), nullable=False),
 )

@@ -73,6 +73,8 @@ def _field_of(message: str) -> tuple[str | None, str]:
 
 
 TIMEOUT_HEADER = "x-slipway-timeout-ms"
+# With sticky routing, requests carrying the same key meet the same version of a canary.
+ROUTING_KEY_HEADER = "x-slipway-routing-key"
 MAX_TIMEOUT_S = 600.0
 
 
@@ -114,6 +116,7 @@ async def predict(
         route="plain",
         request_id=request_id_of(request),
         deadline=deadline_of(request),
+        routing_key=request.headers.get(ROUTING_KEY_HEADER),
     )
     output = result.output
     ids = result.prediction_ids()

@@ -21,7 +21,13 @@ from slipway.access.authz import Permission, Principal
 from slipway.api.auth import require, runtime_of
 from slipway.api.errors import request_id_of
 from slipway.api.routes import PROTECTED, errors
-from slipway.api.routes.predict import MAX_ROWS, deadline_of, decode, json_response
+from slipway.api.routes.predict import (
+    MAX_ROWS,
+    ROUTING_KEY_HEADER,
+    deadline_of,
+    decode,
+    json_response,
+)
 from slipway.contracts.signature import Signature
 from slipway.errors import Unavailable, ValidationFailed
 
@@ -209,6 +215,7 @@ async def infer(
         request_id=request_id_of(request),
         mode="reject",
         deadline=deadline_of(request),
+        routing_key=request.headers.get(ROUTING_KEY_HEADER),
     )
     labels = result.output.predictions
     outputs: list[dict[str, Any]] = [
