@@ -195,6 +195,117 @@ class Client:
             body["latency_slo_ms"] = latency_slo_ms
         return self._call("POST", f"/api/v1/endpoints/{endpoint}/deploy", json=body)
 
+    # -- traffic plans and rollouts ---------------------------------------------------------
+    def set_traffic(
+        self,
+        endpoint: str,
+        *,
+        canary: int | None = None,
+        weight: float = 0.0,
+        routing: str = "random",
+        shadows: Sequence[int] = (),
+        reason: str = "",
+    ) -> dict[str, Any]:
+        """Set the whole plan beside the primary: a ``canary`` version taking ``weight``
+        percent of requests (``routing`` "sticky" keeps a caller's X-Slipway-Routing-Key
+        on one version) and ``shadows`` answering copies. Left out means cleared."""
+        body = {
+            "canary": canary,
+            "weight": weight,
+            "routing": routing,
+            "shadows": list(shadows),
+            "reason": reason,
+        }
+        return self._call("PUT", f"/api/v1/endpoints/{endpoint}/traffic", json=body)
+
+    def rollback(self, endpoint: str, *, reason: str = "") -> dict[str, Any]:
+        """Serve the previous primary again (ends a rollout under way)."""
+        return self._call("POST", f"/api/v1/endpoints/{endpoint}/rollback", json={"reason": reason})
+
+    def stop_endpoint(
+        self, endpoint: str, *, reason: str, fallback_version: int | None = None
+    ) -> dict[str, Any]:
+        """Stop answering (503 ``endpoint_stopped``), or answer with ``fallback_version``."""
+        body = {"reason": reason, "fallback_version": fallback_version}
+        return self._call("POST", f"/api/v1/endpoints/{endpoint}/stop", json=body)
+
+    def resume_endpoint(self, endpoint: str, *, reason: str = "") -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/endpoints/{endpoint}/resume", json={"reason": reason})
+
+    def shadow_report(self, endpoint: str, *, window: int = 3600) -> dict[str, Any]:
+        """Each shadow beside the primary over the last ``window`` seconds."""
+        return self._call(
+            "GET", f"/api/v1/endpoints/{endpoint}/shadow-report", params={"window": window}
+        )
+
+    def start_rollout(
+        self,
+        endpoint: str,
+        *,
+        version: int,
+        steps: Sequence[float] | None = None,
+        step_duration_s: float | None = None,
+        template: str | None = None,
+        thresholds: Mapping[str, Any] | None = None,
+        routing: str | None = None,
+        allow_breaking: bool = False,
+        reason: str = "",
+    ) -> dict[str, Any]:
+        """Move ``endpoint`` to ``version`` in canary steps (percent of traffic), judged at
+        each step by ``template`` with ``thresholds`` overriding it; None: the server's
+        defaults (5, 25, 50, 100 every 300 s, template "default")."""
+        body: dict[str, Any] = {"version": version, "reason": reason}
+        if steps is not None:
+            body["steps"] = list(steps)
+        if step_duration_s is not None:
+            body["step_duration_s"] = step_duration_s
+        if template is not None:
+            body["template"] = template
+        if thresholds is not None:
+            body["thresholds"] = dict(thresholds)
+        if routing is not None:
+            body["routing"] = routing
+        if allow_breaking:
+            body["allow_breaking"] = True
+        return self._call("POST", f"/api/v1/endpoints/{endpoint}/rollout", json=body)
+
+    def get_rollout(self, endpoint: str) -> dict[str, Any]:
+        """The endpoint's rollout under way, or else its latest one."""
+        return self._call("GET", f"/api/v1/endpoints/{endpoint}/rollout")
+
+    def list_rollouts(
+        self, endpoint: str | None = None, *, state: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Rollouts, newest first: of ``endpoint``, or of every endpoint one may read."""
+        params: dict[str, Any] = {"limit": limit}
+        if state:
+            params["state"] = state
+        path = f"/api/v1/endpoints/{endpoint}/rollouts" if endpoint else "/api/v1/rollouts"
+        return self._list(path, "rollouts", params=params)
+
+    def rollout_action(self, endpoint: str, action: str, *, reason: str = "") -> dict[str, Any]:
+        """``action``: pause, resume, promote or abort the endpoint's rollout under way."""
+        return self._call(
+            "POST", f"/api/v1/endpoints/{endpoint}/rollout/{action}", json={"reason": reason}
+        )
+
+    def rollout_analysis(self, endpoint: str) -> dict[str, Any]:
+        """The canary against the primary now, check by check (not recorded)."""
+        return self._call("GET", f"/api/v1/endpoints/{endpoint}/rollout/analysis")
+
+    def list_templates(self) -> list[dict[str, Any]]:
+        return self._list("/api/v1/analysis-templates", "templates")
+
+    def get_template(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/analysis-templates/{name}")
+
+    def put_template(self, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Create or replace template ``name``; what ``spec`` leaves out is the default's."""
+        return self._call("PUT", f"/api/v1/analysis-templates/{name}", json=dict(spec))
+
+    def delete_template(self, name: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/api/v1/analysis-templates/{name}")
+
     # -- monitoring ------------------------------------------------------------------------
     def monitoring(
         self, endpoint: str, *, window: int = 86400, version: int | None = None

@@ -25,6 +25,9 @@ from slipway.monitoring.summary import Summarizer
 from slipway.monitoring.windows import WindowRecorder, WindowStore
 from slipway.registry.models import ModelService
 from slipway.registry.versions import VersionService
+from slipway.rollout.plans import PlanService
+from slipway.rollout.service import RolloutService
+from slipway.rollout.templates import TemplateService
 from slipway.serving.admission import Admission
 from slipway.serving.endpoints import EndpointService
 from slipway.serving.inference import InferenceService
@@ -56,6 +59,9 @@ class Runtime:
     channels: ChannelService
     alerts: AlertService
     summaries: Summarizer
+    plans: PlanService
+    templates: TemplateService
+    rollouts: RolloutService
     draining: bool = field(default=False)
 
     @classmethod
@@ -82,6 +88,21 @@ class Runtime:
         endpoint_service.deploy_hooks.append(monitors.ensure_defaults)
         channels = ChannelService(engine)
         alerts = AlertService(engine, channels)
+        plans = PlanService(engine, endpoint_service)
+        templates = TemplateService(engine)
+        rollouts = RolloutService(
+            engine,
+            endpoint_service,
+            plans,
+            templates,
+            window_store,
+            windows,
+            feedback,
+            alerts,
+            interval_s=settings.rollout_interval_s,
+        )
+        # While a rollout runs it owns the endpoint: a deploy is refused before any work.
+        endpoint_service.deploy_hooks.insert(0, rollouts.refuse_deploy)
         return cls(
             settings=settings,
             engine=engine,
@@ -114,6 +135,9 @@ class Runtime:
             summaries=Summarizer(
                 endpoint_service, version_service, window_store, feedback, monitors, alerts
             ),
+            plans=plans,
+            templates=templates,
+            rollouts=rollouts,
         )
 
     def check_monitors(self, endpoint: str | None = None) -> dict[str, Any]:
@@ -125,6 +149,15 @@ class Runtime:
         changes = self.alerts.apply(evaluations, utcnow())
         delivered = self.alerts.deliver_due()
         return {"evaluations": evaluations, "changes": changes, "delivered": delivered}
+
+    def check_rollouts(self) -> list[dict[str, Any]]:
+        """Write this worker's open windows of endpoints under rollout (the analysis
+        judges them within seconds), then advance every rollout once. The rollout
+        controller runs this every ``rollout_interval_s``."""
+        under = self.rollouts.endpoints_under_rollout()
+        if under:
+            self.windows.flush(self.engine, endpoints=under)
+        return self.rollouts.tick()
 
     def close(self) -> None:
         self.inference.shutdown()

@@ -146,6 +146,13 @@ SETTINGS: tuple[Setting, ...] = (
         5.0,
         "How often closed one-minute monitoring windows are written to the store.",
     ),
+    Setting(
+        "rollout_interval_s",
+        float,
+        2.0,
+        "How often the rollout controller judges canaries (and writes the open windows "
+        "of endpoints under rollout); 0 turns it off.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -227,6 +227,18 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/channels"): {"json": {}},
     ("DELETE", "/api/v1/channels/{channel}"): {},  # no such channel
     ("POST", "/api/v1/channels/{channel}/test"): {},
+    # Traffic plans and rollouts: invalid bodies (422) change nothing.
+    ("PUT", "/api/v1/endpoints/{name}/traffic"): {"json": {"canary": None, "weight": 150}},
+    ("POST", "/api/v1/endpoints/{name}/rollback"): {"json": {"reason": 123}},
+    ("POST", "/api/v1/endpoints/{name}/stop"): {"json": {"reason": ""}},
+    ("POST", "/api/v1/endpoints/{name}/resume"): {"json": {"reason": 123}},
+    ("POST", "/api/v1/endpoints/{name}/rollout"): {"json": {"version": 0}},
+    ("POST", "/api/v1/endpoints/{name}/rollout/pause"): {"json": {"reason": 123}},
+    ("POST", "/api/v1/endpoints/{name}/rollout/resume"): {"json": {"reason": 123}},
+    ("POST", "/api/v1/endpoints/{name}/rollout/promote"): {"json": {"reason": 123}},
+    ("POST", "/api/v1/endpoints/{name}/rollout/abort"): {"json": {"reason": 123}},
+    ("PUT", "/api/v1/analysis-templates/{template}"): {"json": {"checks": {"nope": {}}}},
+    ("DELETE", "/api/v1/analysis-templates/{template}"): {},  # no such template
 }
 # Routes that destroy what they name get a throwaway object instead of A/B/E/F.
 THROWAWAY_NAME = {
@@ -255,6 +267,7 @@ def _params(call: Call, world: World, *, other: bool) -> dict[str, str]:
         "alert_id": "0" * 32,
         "monitor": "matrix-no-such-monitor",
         "channel": "matrix-no-such-channel",
+        "template": "matrix-no-such-template",
     }
     names = re.findall(r"\{(\w+)\}", call.path)
     unknown = [n for n in names if not values.get(n)]

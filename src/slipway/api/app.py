@@ -30,6 +30,7 @@ from slipway.api.routes import (
     predict,
     predictions,
     quarantine,
+    rollout,
     v2,
     versions,
 )
@@ -77,6 +78,8 @@ def _housekeeping(rt: Runtime) -> list[asyncio.Task[None]]:
     ]
     if rt.settings.monitor_interval_s > 0:
         jobs.append((rt.settings.monitor_interval_s, rt.check_monitors, "monitor evaluation"))
+    if rt.settings.rollout_interval_s > 0:
+        jobs.append((rt.settings.rollout_interval_s, rt.check_rollouts, "rollout controller"))
     return [asyncio.create_task(_every(s, job, what)) for s, job, what in jobs]
 
 
@@ -131,6 +134,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         audit,
         quarantine,
         monitoring,
+        rollout,
     ):
         app.include_router(module.router)
 

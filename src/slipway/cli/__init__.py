@@ -22,6 +22,7 @@ from slipway.cli import (
     monitor,
     predict,
     quarantine,
+    rollout,
     setup,
 )
 from slipway.cli.output import err_console
@@ -42,6 +43,7 @@ app.command("predict")(predict.predict)
 app.command("drift")(drift.drift)
 app.add_typer(model.app, name="model")
 app.add_typer(endpoint.app, name="endpoint")
+app.add_typer(rollout.app, name="rollout")
 app.add_typer(access.principal_app, name="principal")
 app.add_typer(access.token_app, name="token")
 app.add_typer(access.grant_app, name="grant")

@@ -1,0 +1,1 @@
+"""Controlled rollout: traffic plans, staged rollouts, canary analysis, the controller."""
