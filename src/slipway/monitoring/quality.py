@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 from slipway.errors import ValidationFailed
 
@@ -83,6 +82,8 @@ def classification_quality(
         return out
     out["accuracy"] = float(np.mean(y == p))
     if k:
+        from sklearn import metrics as skm  # imported when needed: 1.4 s at server start
+
         prec, rec, f1, _ = skm.precision_recall_fscore_support(
             y, p, labels=list(range(k)), average=None, zero_division=0
         )
@@ -150,6 +151,8 @@ def _roc_auc(y: np.ndarray, probs: np.ndarray, k: int) -> float | None:
     Rows whose label is outside ``classes`` are left out: they are neither positive nor
     negative. Computed one column at a time so rows need not sum to exactly 1.
     """
+    from sklearn import metrics as skm
+
     present = set(np.unique(y).tolist())
     if k == 2:
         if present != {0, 1}:
