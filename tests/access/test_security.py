@@ -272,10 +272,10 @@ def test_revoking_a_token_used_by_20_clients_on_two_workers(tmp_path: Path) -> N
     token; it is revoked through worker A. Worker B only learns of it from its snapshot,
     refreshed at least every second: every client must see 401 within 1 s of the revoke.
 
-    Judged by when each request was *sent* (T = when the revoke request was sent): a
-    request sent more than 1.0 s + SLACK after T is refused, whatever the machine's load
-    does to how long its answer takes (the suite shares the cores with a second test
-    process)."""
+    Judged by when each request was *sent*, from when the revoke was answered (committed;
+    under load that can be well after it was sent): a request sent more than 1.0 s +
+    SLACK later is refused, whatever the machine's load does to how long answers take
+    (the suite shares the cores with a second test process)."""
     slack = 0.3
     worker_a = make_server(tmp_path / "home")
     worker_a.init()
@@ -308,7 +308,6 @@ def test_revoking_a_token_used_by_20_clients_on_two_workers(tmp_path: Path) -> N
         start.wait()
         time.sleep(0.5)
         assert all(r and r[-1][2] == 200 for r in results), "not every client was served"
-        t_revoke = time.monotonic()
         admin_call(worker_a, "POST", f"/api/v1/tokens/{token['id']}/revoke", json={})
         t_done = time.monotonic()
         for thread in threads:
@@ -325,8 +324,8 @@ def test_revoking_a_token_used_by_20_clients_on_two_workers(tmp_path: Path) -> N
             # Once refused, never served again.
             after = [s for sent, _, s in rows if sent >= fails[0][1]]
             assert set(after) == {401}, (i, after)
-            # No 200 for a request sent more than 1 s after the revoke.
-            late = [sent - t_revoke for sent, _, s in rows if s == 200]
+            # No 200 for a request sent more than 1 s after the revoke was committed.
+            late = [sent - t_done for sent, _, s in rows if s == 200]
             assert not late or max(late) <= 1.0 + slack, (i, max(late))
             # Worker A (which revoked) refuses at once every request sent after the revoke
             # answered.
