@@ -93,7 +93,7 @@ class ColumnDrift:
         return -math.inf if self.score is None else self.score / self.threshold
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _json_float(v) for k, v in asdict(self).items()}
+        return {k: json_float(v) for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,8 @@ def _chi2(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]
     return statistic, float(chdtrc(table.shape[1] - 1, statistic))
 
 
-def _json_float(value: Any) -> Any:
+def json_float(value: Any) -> Any:
+    """JSON has no NaN or infinity: None instead (other values pass through)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

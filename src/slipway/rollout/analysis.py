@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, NamedTuple
 
 from slipway.errors import ValidationFailed
-from slipway.monitoring.drift import DriftThresholds, column_drift
+from slipway.monitoring.drift import DriftThresholds, column_drift, json_float
 from slipway.monitoring.feedback import Labeled, quality_of
 from slipway.monitoring.windows import Window
 from slipway.rollout.templates import AnalysisTemplate, CheckSpec
@@ -53,7 +53,7 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         # JSON has no NaN or infinity (a ratio over a zero p99 is +inf): null instead.
-        return {k: _json_float(v) for k, v in asdict(self).items()}
+        return {k: json_float(v) for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -359,9 +359,3 @@ def _pct(share: float) -> str:
     if percent == 0 or abs(percent) >= 0.1:
         return f"{percent:.1f}%"
     return f"{percent:.2g}%"
-
-
-def _json_float(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

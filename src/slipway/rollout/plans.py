@@ -47,6 +47,16 @@ def active_rollout(conn: Connection, endpoint: str) -> Any:
     ).first()
 
 
+def refuse_under_rollout(conn: Connection, endpoint: str, doing: str) -> None:
+    """While a rollout is pending, running or paused it owns the endpoint's plan."""
+    running = active_rollout(conn, endpoint)
+    if running is not None:
+        raise Conflict(
+            f"endpoint {endpoint!r} is under rollout {running.id} ({running.state}); "
+            f"promote or abort it {doing}"
+        )
+
+
 def check_weight(weight: Any, field: str = "weight") -> float:
     if (
         isinstance(weight, bool)
@@ -121,12 +131,7 @@ class PlanService:
     ) -> Endpoint:
         with transaction(self.engine) as conn:
             if refuse_during_rollout:
-                running = active_rollout(conn, name)
-                if running is not None:
-                    raise Conflict(
-                        f"endpoint {name!r} is under rollout {running.id} ({running.state}); "
-                        "promote or abort it first"
-                    )
+                refuse_under_rollout(conn, name, "first")
             self.write(conn, name, changes, actor=actor, action=action, reason=reason)
         self.endpoints.sync(name)
         return self.endpoints.get(name)

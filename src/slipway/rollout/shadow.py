@@ -13,12 +13,11 @@ Every float is finite or None, so the report is plain JSON.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any
 
 from slipway.errors import ValidationFailed
-from slipway.monitoring.drift import column_drift
+from slipway.monitoring.drift import column_drift, json_float
 from slipway.monitoring.windows import Window, WindowStore
 from slipway.serving.endpoints import Endpoint
 
@@ -49,9 +48,9 @@ def shadow_report(
 def _traffic(window: Window) -> dict[str, Any]:
     return {
         "requests": window.requests,
-        "error_rate": _finite(window.rate("errors")),
-        "latency_p50_ms": _finite(window.latency_ms(0.5)),
-        "latency_p99_ms": _finite(window.latency_ms(0.99)),
+        "error_rate": json_float(window.rate("errors")),
+        "latency_p50_ms": json_float(window.latency_ms(0.5)),
+        "latency_p99_ms": json_float(window.latency_ms(0.99)),
     }
 
 
@@ -84,10 +83,6 @@ def _output_shift(primary: Window, shadow: Window) -> dict[str, Any] | None:
         return None
     return {
         "statistic": drift.statistic,
-        "score": _finite(drift.score),
+        "score": json_float(drift.score),
         "verdict": drift.verdict,
     }
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
