@@ -42,6 +42,7 @@ from slipway.rollout.plans import (
     active_rollout,
     check_routing,
     check_weight,
+    refuse_under_rollout,
 )
 from slipway.rollout.templates import AnalysisTemplate, TemplateService
 from slipway.serving.endpoints import EndpointService
@@ -363,10 +364,12 @@ class RolloutService:
 
     def tick(self, now: datetime | None = None) -> builtins.list[dict[str, Any]]:
         """Advance every pending or running rollout once; returns the decisions made."""
-        decisions = []
+        decisions: builtins.list[dict[str, Any]] = []
         with self.engine.connect() as conn:
             query = select(rollouts).where(rollouts.c.state.in_(("pending", "running")))
             under_way = [_rollout(r) for r in conn.execute(query)]
+        if not under_way:
+            return decisions
         stopped = {e.name for e in self.endpoints.list() if e.stopped}
         for rollout in under_way:
             if rollout.endpoint in stopped:
@@ -439,10 +442,11 @@ class RolloutService:
         canary = self._arm(rollout.endpoint, rollout.to_version, start, end)
         primary = self._arm(rollout.endpoint, rollout.from_version, start, end)
         template = rollout.thresholds
-        least = min(spec.min_samples for spec in template.checks.values())
-        if primary.window.requests < least:
-            # At 100% the primary serves nobody: compare with what it served during the
-            # rollout's earlier steps instead.
+        enough = max((s.min_samples for s in template.checks.values() if s.enabled), default=0)
+        if primary.window.requests < enough:
+            # At 100% the primary serves nobody (a few requests routed before the step
+            # began may fall in its first minute): compare with what it served during
+            # the rollout's earlier steps instead, enough for every check.
             primary = self._arm(
                 rollout.endpoint, rollout.from_version, _bucket_floor(rollout.created_at), end
             )
@@ -603,12 +607,7 @@ class RolloutService:
         self, conn: Connection, name: str, target: Version, slo: float | None
     ) -> None:
         """A deploy hook: while a rollout runs, the rollout owns the endpoint."""
-        running = active_rollout(conn, name)
-        if running is not None:
-            raise Conflict(
-                f"endpoint {name!r} is under rollout {running.id} ({running.state}); "
-                "promote or abort it before deploying"
-            )
+        refuse_under_rollout(conn, name, "before deploying")
 
 
 def _is_classifier(version: Version) -> bool:
