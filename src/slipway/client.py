@@ -148,12 +148,26 @@ class Client:
             body["profile"] = dict(profile)
         return self._call("POST", f"/api/v1/models/{model}/versions", json=body)
 
-    def register(self, model: Any, *, name: str, X_train: Any, **options: Any) -> dict[str, Any]:
+    def register(
+        self,
+        model: Any,
+        *,
+        name: str,
+        X_train: Any,
+        evaluation: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
         """Serialize ``model`` safely, fingerprint the data, evaluate, and register it.
 
         Options: y_train, X_eval, y_eval, owner (creates the model entry if missing),
         metrics, params, parent_version, examples (rows to smoke-test, default 5),
         trusted_types, description, code_path. See :func:`slipway.registry.prepare.prepare`.
+
+        ``evaluation``: an evaluation record (the arguments of :meth:`record_evaluation`:
+        metrics, slices, baseline, dataset, evaluated_at) stored right after the version
+        is registered and ready; it is then the evidence approvals bind to. Its dataset
+        defaults to the fingerprint of X_eval/y_eval when they are given. The answer
+        carries the stored record as ``evaluation``.
         """
         from slipway.registry.prepare import prepare
 
@@ -164,7 +178,13 @@ class Client:
                 self.get_model(name)
             except errors.NotFound:
                 self.create_model(name, owner=owner)
-        return self.register_version(name, **prepared)
+        version = self.register_version(name, **prepared)
+        if evaluation is not None and version.get("status") == "ready":
+            record = dict(evaluation)
+            if record.get("dataset") is None:
+                record["dataset"] = prepared["lineage"].get("evaluation_data")
+            version["evaluation"] = self.record_evaluation(name, version["number"], **record)
+        return version
 
     def list_versions(self, model: str) -> list[dict[str, Any]]:
         return self._list(f"/api/v1/models/{model}/versions", "versions")
@@ -519,3 +539,155 @@ class Client:
         """The server's check of the chain and its checkpoints (``slipway audit verify``
         runs the same check locally)."""
         return self._call("GET", "/api/v1/audit/verify")
+
+    # -- governance: evaluations and approvals -------------------------------------------
+    def record_evaluation(
+        self,
+        model: str,
+        version: int,
+        *,
+        metrics: Mapping[str, float],
+        slices: Mapping[str, Mapping[str, float]] | None = None,
+        baseline: Mapping[str, float] | None = None,
+        dataset: Mapping[str, Any] | None = None,
+        evaluated_at: str | None = None,
+    ) -> dict[str, Any]:
+        """Append an evaluation record (overall ``metrics``, per-``slices`` metrics, a
+        simple ``baseline``'s metrics, the evaluation data's fingerprint ``dataset``,
+        ISO ``evaluated_at``); approvals bound to the previous evidence become stale."""
+        body: dict[str, Any] = {"metrics": dict(metrics)}
+        optional = {
+            "slices": slices,
+            "baseline": baseline,
+            "dataset": dataset,
+            "evaluated_at": evaluated_at,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return self._call(
+            "POST", f"/api/v1/models/{model}/versions/{version}/evaluations", json=body
+        )
+
+    def get_evaluations(self, model: str, version: int) -> dict[str, Any]:
+        """``{"current": record or None, "history": [records, newest first]}``."""
+        return self._call("GET", f"/api/v1/models/{model}/versions/{version}/evaluations")
+
+    def request_approval(self, model: str, version: int, *, note: str = "") -> dict[str, Any]:
+        return self._call(
+            "POST", f"/api/v1/models/{model}/versions/{version}/approvals", json={"note": note}
+        )
+
+    def list_approvals(self, **filters: str | int | None) -> list[dict[str, Any]]:
+        """Approvals matching the filters (model, version, state, limit), newest first;
+        each says whether it is still ``valid`` and, if not, ``stale_because``."""
+        params = {k: v for k, v in filters.items() if v not in (None, "")}
+        return self._list("/api/v1/approvals", "approvals", params=params)
+
+    def get_approval(self, approval_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/approvals/{approval_id}")
+
+    def approve(self, approval_id: str, *, rationale: str) -> dict[str, Any]:
+        return self._call(
+            "POST", f"/api/v1/approvals/{approval_id}/approve", json={"rationale": rationale}
+        )
+
+    def reject(self, approval_id: str, *, rationale: str) -> dict[str, Any]:
+        return self._call(
+            "POST", f"/api/v1/approvals/{approval_id}/reject", json={"rationale": rationale}
+        )
+
+    # -- governance: policies ------------------------------------------------------------
+    def put_policy(self, name: str, source: str) -> dict[str, Any]:
+        """Create policy ``name`` from its YAML ``source``, or replace it (revision + 1)."""
+        return self._call("PUT", f"/api/v1/policies/{name}", json={"source": source})
+
+    def get_policy(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/api/v1/policies/{name}")
+
+    def list_policies(self) -> list[dict[str, Any]]:
+        return self._list("/api/v1/policies", "policies")
+
+    def delete_policy(self, name: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/api/v1/policies/{name}")
+
+    def check_policy(
+        self, model: str, version: int, *, endpoint: str, action: str = "deploy"
+    ) -> dict[str, Any]:
+        """The dry run: each check of each policy that ``action`` ("deploy",
+        "rollout_start", "promote") of the version on ``endpoint`` would meet; ``allowed``
+        false means the action would be blocked."""
+        body = {"model": model, "version": version, "endpoint": endpoint, "action": action}
+        return self._call("POST", "/api/v1/policies/check", json=body)
+
+    # -- governance: model cards, ML Test Score, inventory, reviews ----------------------
+    def _text(self, path: str, **kwargs: Any) -> str:
+        """GET a route answering text (Markdown, HTML, CSV) rather than JSON."""
+        try:
+            response = self._http.get(path, **kwargs)
+        except httpx.TransportError as exc:
+            raise errors.Unavailable(f"cannot reach slipway at {self.url}: {exc}") from None
+        raise_for_error(response)
+        return response.text
+
+    def model_card(self, model: str, version: int) -> dict[str, Any]:
+        """The version's model card as data, generated from the records."""
+        return self._call("GET", f"/api/v1/models/{model}/versions/{version}/card")
+
+    def model_card_text(self, model: str, version: int, *, format: str = "markdown") -> str:
+        """The model card rendered by the server: ``markdown`` or ``html``."""
+        return self._text(
+            f"/api/v1/models/{model}/versions/{version}/card", params={"format": format}
+        )
+
+    def test_score(self, model: str) -> dict[str, Any]:
+        """The model's ML Test Score: sections, final score, band, each test's evidence."""
+        return self._call("GET", f"/api/v1/models/{model}/test-score")
+
+    def attest(self, model: str, test: str, *, evidence_url: str, note: str) -> dict[str, Any]:
+        """Vouch for ML Test Score test ``test`` (e.g. ``data-2``) with a link to evidence."""
+        body = {"test": test, "evidence_url": evidence_url, "note": note}
+        return self._call("POST", f"/api/v1/models/{model}/test-score/attestations", json=body)
+
+    def withdraw_attestation(self, model: str, test: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/api/v1/models/{model}/test-score/attestations/{test}")
+
+    def review_model(self, model: str, *, notes: str) -> dict[str, Any]:
+        """Record a periodic review of ``model``."""
+        return self._call("POST", f"/api/v1/models/{model}/reviews", json={"notes": notes})
+
+    def list_reviews(self, model: str) -> list[dict[str, Any]]:
+        return self._list(f"/api/v1/models/{model}/reviews", "reviews")
+
+    def inventory(self, **filters: str | None) -> list[dict[str, Any]]:
+        """One row per model the caller may read (filters: name, tag, owner, status)."""
+        params = {k: v for k, v in filters.items() if v}
+        return self._list("/api/v1/inventory", "models", params=params)
+
+    def inventory_csv(self, **filters: str | None) -> str:
+        params = {k: v for k, v in filters.items() if v}
+        return self._text("/api/v1/inventory", params={**params, "format": "csv"})
+
+    # -- governance: retention, legal hold, overrides ------------------------------------
+    def retention_status(self) -> dict[str, Any]:
+        """Retention days per risk tier, the purge interval, and what a purge would
+        delete now (per model; held models listed as skipped)."""
+        return self._call("GET", "/api/v1/retention")
+
+    def purge_retention(self, *, dry_run: bool = False) -> dict[str, Any]:
+        """Purge prediction records, their feedback and quarantined rows past retention
+        (``dry_run``: only report what would go)."""
+        return self._call("POST", "/api/v1/retention/purge", json={"dry_run": dry_run})
+
+    def hold_model(self, name: str, *, reason: str) -> dict[str, Any]:
+        """Put model ``name`` under legal hold: retention purges nothing of it."""
+        return self._call("POST", f"/api/v1/models/{name}/hold", json={"reason": reason})
+
+    def release_model(self, name: str, *, reason: str) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/models/{name}/release", json={"reason": reason})
+
+    def override_prediction(self, prediction_id: str, *, label: Any, reason: str) -> dict[str, Any]:
+        """A reviewer's correction of one prediction (``<record>-<row>``), with why."""
+        return self._call(
+            "POST",
+            f"/api/v1/predictions/{prediction_id}/override",
+            json={"label": label, "reason": reason},
+        )

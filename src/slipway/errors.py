@@ -11,6 +11,7 @@ error shape, ``cli`` into a message and a non-zero exit).
     ├── Forbidden                    403 forbidden
     ├── NotFound                     404 not_found
     ├── Conflict                     409 conflict           duplicate name, wrong state
+    │   └── PolicyBlocked            409 policy_blocked     a policy check failed (details: each)
     ├── PayloadTooLarge              413 payload_too_large
     ├── RateLimited                  429 rate_limited       with Retry-After
     ├── UnsafeArtifact               422 unsafe_artifact    pickle & co., external data
@@ -81,6 +82,13 @@ class NotFound(SlipwayError):
 class Conflict(SlipwayError):
     code = "conflict"
     status = 409
+
+
+class PolicyBlocked(Conflict):
+    """A governance policy refused a deploy, rollout start or promote; ``details`` holds
+    every failed check as ``{"field": "<policy>.<check>", "reason": ...}``."""
+
+    code = "policy_blocked"
 
 
 class PayloadTooLarge(SlipwayError):

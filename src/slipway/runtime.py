@@ -16,6 +16,13 @@ from slipway.access.ratelimit import RateLimiter
 from slipway.access.tokens import TokenService
 from slipway.artifacts.store import ArtifactStore
 from slipway.contracts.quarantine import QuarantineService, Sealer, load_key
+from slipway.governance.approvals import ApprovalService
+from slipway.governance.card import CardService
+from slipway.governance.evaluations import EvaluationService
+from slipway.governance.inventory import InventoryService
+from slipway.governance.policies import PolicyService
+from slipway.governance.retention import RetentionService
+from slipway.governance.testscore import TestScoreService
 from slipway.ids import utcnow
 from slipway.monitoring.alerts import AlertService
 from slipway.monitoring.channels import ChannelService
@@ -62,6 +69,13 @@ class Runtime:
     plans: PlanService
     templates: TemplateService
     rollouts: RolloutService
+    evaluations: EvaluationService
+    approvals: ApprovalService
+    test_scores: TestScoreService
+    cards: CardService
+    inventory: InventoryService
+    policies: PolicyService
+    retention: RetentionService
     draining: bool = field(default=False)
 
     @classmethod
@@ -103,6 +117,33 @@ class Runtime:
         )
         # While a rollout runs it owns the endpoint: a deploy is refused before any work.
         endpoint_service.deploy_hooks.insert(0, rollouts.refuse_deploy)
+        evaluations = EvaluationService(engine, version_service)
+        approvals = ApprovalService(engine, version_service, evaluations)
+        policies = PolicyService(engine, version_service, evaluations, approvals)
+        # Deploy, rollout start and promote are checked against the policies first.
+        endpoint_service.gates.append(policies.gate)
+        retention = RetentionService(engine, settings)
+        summaries = Summarizer(
+            endpoint_service, version_service, window_store, feedback, monitors, alerts
+        )
+        test_scores = TestScoreService(
+            engine,
+            model_service,
+            version_service,
+            endpoint_service,
+            monitors,
+            evaluations,
+            approvals,
+        )
+        cards = CardService(
+            model_service,
+            version_service,
+            endpoint_service,
+            evaluations,
+            approvals,
+            summaries,
+            test_scores,
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -132,12 +173,17 @@ class Runtime:
             monitors=monitors,
             channels=channels,
             alerts=alerts,
-            summaries=Summarizer(
-                endpoint_service, version_service, window_store, feedback, monitors, alerts
-            ),
+            summaries=summaries,
             plans=plans,
             templates=templates,
             rollouts=rollouts,
+            evaluations=evaluations,
+            approvals=approvals,
+            test_scores=test_scores,
+            cards=cards,
+            inventory=InventoryService(engine, model_service, endpoint_service, test_scores),
+            policies=policies,
+            retention=retention,
         )
 
     def check_monitors(self, endpoint: str | None = None) -> dict[str, Any]:

@@ -153,6 +153,34 @@ SETTINGS: tuple[Setting, ...] = (
         "How often the rollout controller judges canaries (and writes the open windows "
         "of endpoints under rollout); 0 turns it off.",
     ),
+    # -- governance: retention (governance/retention.py)
+    Setting(
+        "retention_days_low",
+        int,
+        90,
+        "Days prediction records, their feedback and quarantined rows of a low-risk model "
+        "are kept before the retention job purges them (1 to 36500).",
+    ),
+    Setting(
+        "retention_days_medium",
+        int,
+        183,
+        "Days records of a medium-risk model are kept (1 to 36500).",
+    ),
+    Setting(
+        "retention_days_high",
+        int,
+        365,
+        "Days records of a high-risk model are kept (1 to 36500; keep at least 183, "
+        "about six months, for high-risk systems).",
+    ),
+    Setting(
+        "retention_interval_s",
+        float,
+        3600.0,
+        "How often the retention job purges records past retention (models under legal "
+        "hold are skipped); 0 turns it off.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

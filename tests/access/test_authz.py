@@ -32,14 +32,23 @@ VIEWER = {
     P.METRICS_READ,
     P.QUARANTINE_READ,
     P.MONITOR_READ,
+    P.POLICY_READ,
 }
 # The declared policy, written out independently of authz.py so a change there shows here.
 EXPECTED = {
     "viewer": VIEWER,
-    "developer": VIEWER | {P.MODEL_WRITE, P.VERSION_REGISTER},
-    "approver": VIEWER,
+    "developer": VIEWER
+    | {P.MODEL_WRITE, P.VERSION_REGISTER, P.APPROVAL_REQUEST, P.TESTSCORE_ATTEST},
+    "approver": VIEWER | {P.APPROVAL_DECIDE, P.TESTSCORE_ATTEST},
     "operator": VIEWER
-    | {P.ENDPOINT_DEPLOY, P.QUARANTINE_REPLAY, P.MONITOR_WRITE, P.FEEDBACK_WRITE},
+    | {
+        P.ENDPOINT_DEPLOY,
+        P.QUARANTINE_REPLAY,
+        P.MONITOR_WRITE,
+        P.FEEDBACK_WRITE,
+        P.APPROVAL_REQUEST,
+    },
+    "reviewer": VIEWER | {P.PREDICTION_OVERRIDE, P.FEEDBACK_WRITE},
     "predictor": {P.PREDICT, P.FEEDBACK_WRITE},
     "admin": set(Permission),
 }
@@ -52,6 +61,8 @@ COLLECTION_OK = {
     P.QUARANTINE_READ,
     P.MONITOR_READ,
     P.MONITOR_WRITE,
+    P.APPROVAL_DECIDE,
+    P.PREDICTION_OVERRIDE,
 }
 
 

@@ -239,6 +239,31 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/endpoints/{name}/rollout/abort"): {"json": {"reason": 123}},
     ("PUT", "/api/v1/analysis-templates/{template}"): {"json": {"checks": {"nope": {}}}},
     ("DELETE", "/api/v1/analysis-templates/{template}"): {},  # no such template
+    # -- governance: evaluations and approvals
+    ("POST", "/api/v1/models/{name}/versions/{number}/evaluations"): {"json": {"metrics": {}}},
+    ("POST", "/api/v1/models/{name}/versions/{number}/approvals"): {"json": {"note": 5}},
+    # An empty rationale is refused (422) before the (dummy) approval is looked up.
+    ("POST", "/api/v1/approvals/{approval_id}/approve"): {"json": {"rationale": ""}},
+    ("POST", "/api/v1/approvals/{approval_id}/reject"): {"json": {"rationale": ""}},
+    # -- governance: policies
+    # Unreadable YAML (422) stores nothing; there is no such policy to delete (404); a
+    # check without its version (422) is refused before anything is read.
+    ("PUT", "/api/v1/policies/{policy}"): {"json": {"source": "checks: [unclosed"}},
+    ("DELETE", "/api/v1/policies/{policy}"): {},
+    ("POST", "/api/v1/policies/check"): {"json": {"model": MODEL_A, "endpoint": ENDPOINT_E}},
+    # -- governance: model cards, ML Test Score, inventory, reviews
+    # An unknown test id and empty notes are refused (422); a test never attested: 404.
+    ("POST", "/api/v1/models/{name}/test-score/attestations"): {
+        "json": {"test": "data-9", "evidence_url": "https://example.org/e", "note": "matrix"}
+    },
+    ("DELETE", "/api/v1/models/{name}/test-score/attestations/{test}"): {},
+    ("POST", "/api/v1/models/{name}/reviews"): {"json": {"notes": ""}},
+    # -- governance: retention, legal hold, overrides
+    # A dry run deletes nothing; an empty reason and a missing one are refused (422).
+    ("POST", "/api/v1/retention/purge"): {"json": {"dry_run": True}},
+    ("POST", "/api/v1/models/{name}/hold"): {"json": {"reason": ""}},
+    ("POST", "/api/v1/models/{name}/release"): {"json": {"reason": ""}},
+    ("POST", "/api/v1/predictions/{prediction_id}/override"): {"json": {"label": 1}},
 }
 # Routes that destroy what they name get a throwaway object instead of A/B/E/F.
 THROWAWAY_NAME = {
@@ -268,6 +293,11 @@ def _params(call: Call, world: World, *, other: bool) -> dict[str, str]:
         "monitor": "matrix-no-such-monitor",
         "channel": "matrix-no-such-channel",
         "template": "matrix-no-such-template",
+        # -- governance (one line per path parameter a governance route adds)
+        "policy": "matrix-no-such-policy",
+        "approval_id": "0" * 32,  # authorized callers get 404 (or 422), the others 403
+        "prediction_id": world.prediction_id,
+        "test": "monitor-1",  # never attested in the matrix: authorized callers get 404
     }
     names = re.findall(r"\{(\w+)\}", call.path)
     unknown = [n for n in names if not values.get(n)]

@@ -8,12 +8,17 @@ any) include the permission. Everything else is denied.
 
     role        permissions
     viewer      model:read endpoint:read prediction:read metrics:read quarantine:read
-                monitor:read
-    developer   viewer + model:write version:register
-    approver    viewer (+ approval decisions, with governance)
+                monitor:read policy:read
+    developer   viewer + model:write version:register approval:request testscore:attest
+    approver    viewer + approval:decide testscore:attest
     operator    viewer + endpoint:deploy quarantine:replay monitor:write feedback:write
+                approval:request
+    reviewer    viewer + prediction:override feedback:write   (human review of answers)
     predictor   predict feedback:write       (what service accounts get, per endpoint)
-    admin       every permission
+    admin       every permission (policy:manage, model:hold, retention:run: admin only)
+
+Separation of duties: who registers a version cannot approve it, and policies are
+written by admins, not by the developers they gate (``governance/``).
 """
 
 from __future__ import annotations
@@ -42,6 +47,14 @@ class Permission(StrEnum):
     MONITOR_WRITE = "monitor:write"
     FEEDBACK_WRITE = "feedback:write"
     CHANNEL_MANAGE = "channel:manage"
+    POLICY_READ = "policy:read"
+    POLICY_MANAGE = "policy:manage"
+    APPROVAL_REQUEST = "approval:request"
+    APPROVAL_DECIDE = "approval:decide"
+    TESTSCORE_ATTEST = "testscore:attest"
+    PREDICTION_OVERRIDE = "prediction:override"
+    MODEL_HOLD = "model:hold"
+    RETENTION_RUN = "retention:run"
 
 
 # What kind of object a permission's target is, so a scoped grant can be matched
@@ -63,6 +76,14 @@ TARGET_KIND: dict[Permission, str | None] = {
     Permission.MONITOR_WRITE: "endpoint",
     Permission.FEEDBACK_WRITE: "endpoint",
     Permission.CHANNEL_MANAGE: None,
+    Permission.POLICY_READ: None,
+    Permission.POLICY_MANAGE: None,
+    Permission.APPROVAL_REQUEST: "model",
+    Permission.APPROVAL_DECIDE: "model",
+    Permission.TESTSCORE_ATTEST: "model",
+    Permission.PREDICTION_OVERRIDE: "endpoint",
+    Permission.MODEL_HOLD: "model",
+    Permission.RETENTION_RUN: None,
 }
 
 _VIEWER = frozenset(
@@ -73,19 +94,28 @@ _VIEWER = frozenset(
         Permission.METRICS_READ,
         Permission.QUARANTINE_READ,
         Permission.MONITOR_READ,
+        Permission.POLICY_READ,
     }
 )
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "viewer": _VIEWER,
-    "developer": _VIEWER | {Permission.MODEL_WRITE, Permission.VERSION_REGISTER},
-    "approver": _VIEWER,
+    "developer": _VIEWER
+    | {
+        Permission.MODEL_WRITE,
+        Permission.VERSION_REGISTER,
+        Permission.APPROVAL_REQUEST,
+        Permission.TESTSCORE_ATTEST,
+    },
+    "approver": _VIEWER | {Permission.APPROVAL_DECIDE, Permission.TESTSCORE_ATTEST},
     "operator": _VIEWER
     | {
         Permission.ENDPOINT_DEPLOY,
         Permission.QUARANTINE_REPLAY,
         Permission.MONITOR_WRITE,
         Permission.FEEDBACK_WRITE,
+        Permission.APPROVAL_REQUEST,
     },
+    "reviewer": _VIEWER | {Permission.PREDICTION_OVERRIDE, Permission.FEEDBACK_WRITE},
     "predictor": frozenset({Permission.PREDICT, Permission.FEEDBACK_WRITE}),
     "admin": frozenset(Permission),
 }
@@ -103,6 +133,10 @@ _COLLECTION_OK = frozenset(
         Permission.QUARANTINE_READ,
         Permission.MONITOR_READ,
         Permission.MONITOR_WRITE,
+        # Decided or overridden by id: the route re-checks once it knows the model
+        # (approval) or the endpoint (prediction).
+        Permission.APPROVAL_DECIDE,
+        Permission.PREDICTION_OVERRIDE,
     }
 )
 SCOPE_KINDS = ("global", "model", "endpoint")

@@ -21,15 +21,19 @@ from slipway.api.middleware import RequestContext
 from slipway.api.routes import (
     PROTECTED,
     access,
+    approvals,
     artifacts,
     audit,
     endpoints,
+    governance,
     health,
     models,
     monitoring,
+    policies,
     predict,
     predictions,
     quarantine,
+    retention,
     rollout,
     v2,
     versions,
@@ -80,6 +84,8 @@ def _housekeeping(rt: Runtime) -> list[asyncio.Task[None]]:
         jobs.append((rt.settings.monitor_interval_s, rt.check_monitors, "monitor evaluation"))
     if rt.settings.rollout_interval_s > 0:
         jobs.append((rt.settings.rollout_interval_s, rt.check_rollouts, "rollout controller"))
+    if rt.settings.retention_interval_s > 0:
+        jobs.append((rt.settings.retention_interval_s, rt.retention.purge, "retention purge"))
     return [asyncio.create_task(_every(s, job, what)) for s, job, what in jobs]
 
 
@@ -135,6 +141,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         quarantine,
         monitoring,
         rollout,
+        policies,
+        retention,
+        approvals,
+        governance,
     ):
         app.include_router(module.router)
 

@@ -14,14 +14,18 @@ from rich.markup import escape
 
 from slipway.cli import (
     access,
+    approval,
     audit,
     contract,
     drift,
     endpoint,
     model,
     monitor,
+    policy,
     predict,
+    prediction,
     quarantine,
+    retention,
     rollout,
     setup,
 )
@@ -44,6 +48,7 @@ app.command("drift")(drift.drift)
 app.add_typer(model.app, name="model")
 app.add_typer(endpoint.app, name="endpoint")
 app.add_typer(rollout.app, name="rollout")
+app.add_typer(policy.app, name="policy")
 app.add_typer(access.principal_app, name="principal")
 app.add_typer(access.token_app, name="token")
 app.add_typer(access.grant_app, name="grant")
@@ -54,6 +59,9 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(monitor.alert_app, name="alert")
 app.add_typer(monitor.channel_app, name="channel")
 app.add_typer(monitor.feedback_app, name="feedback")
+app.add_typer(retention.app, name="retention")
+app.add_typer(prediction.app, name="prediction")
+app.add_typer(approval.app, name="approval")
 
 
 def main() -> None:

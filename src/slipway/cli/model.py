@@ -18,7 +18,6 @@ from slipway.errors import InvalidRequest
 
 app = typer.Typer(help="Models and their versions.", no_args_is_help=True)
 
-MODEL_COLUMNS = ("name", "owner", "risk_tier", "status", "tags", "description")
 VERSION_COLUMNS = ("number", "flavor", "status", "status_reason", "artifact_sha256", "created_at")
 
 
@@ -49,20 +48,6 @@ def create(
             tags=tag,
         )
     output.emit_json(data) if as_json else output.record(data)
-
-
-@app.command("list")
-def list_(
-    name: str = typer.Option(None, help="Names containing this."),
-    tag: str = typer.Option(None),
-    owner: str = typer.Option(None),
-    status: str = typer.Option(None),
-    as_json: bool = JSON_OPTION,
-) -> None:
-    """List models, optionally filtered."""
-    with client() as c:
-        found = c.list_models(name=name, tag=tag, owner=owner, status=status)
-    output.emit_json(found) if as_json else output.table(found, MODEL_COLUMNS, "models")
 
 
 @app.command("show")
@@ -171,3 +156,27 @@ def _as_label(text: str) -> Any:
         return int(text)
     except ValueError:
         return text
+
+
+# -- governance: evaluations (slipway model evaluate) ---------------------------------
+from slipway.cli import approval as _approval  # noqa: E402 - registered after the app
+
+app.command("evaluate")(_approval.evaluate)
+app.command("evaluations")(_approval.evaluations)
+
+# -- governance: model cards, ML Test Score, inventory, reviews -----------------------
+# `model list` is the inventory (owner, risk, deployments, reviews, test score).
+from slipway.cli import governance as _governance  # noqa: E402 - registered after the app
+
+app.command("list")(_governance.list_models)
+app.command("card")(_governance.card)
+app.command("score")(_governance.score)
+app.command("attest")(_governance.attest)
+app.command("review")(_governance.review)
+app.command("reviews")(_governance.reviews)
+
+# -- governance: legal hold -----------------------------------------------------------
+from slipway.cli import retention as _retention  # noqa: E402 - registered after the app
+
+app.command("hold")(_retention.hold)
+app.command("release")(_retention.release)

@@ -16,17 +16,26 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
-from slipway.audit import Actor
-from slipway.errors import ValidationFailed
+from slipway.audit import Actor, append
+from slipway.errors import NotFound, ValidationFailed
 from slipway.ids import utcnow
 from slipway.monitoring.quality import classification_quality, regression_quality
 from slipway.store.engine import transaction
 from slipway.store.tables import feedback, prediction_records
 
 MAX_ITEMS = 10_000
+MAX_REASON = 2000
+OVERRIDE = "override"  # feedback.source of a reviewer's correction
 _CHUNK = 500  # ids per IN (...) query
+_RECORD_COLUMNS = (
+    prediction_records.c.id,
+    prediction_records.c.model,
+    prediction_records.c.version,
+    prediction_records.c.created_at,
+    prediction_records.c.outputs,
+)
 
 
 @dataclass(frozen=True)
@@ -103,79 +112,169 @@ class FeedbackService:
         now = utcnow()
         latest = {pid: label for _, pid, label in good}  # a repeated id: the last label wins
         records = self._records(endpoint, {_split(pid)[0] for pid in latest})  # type: ignore[index]
-        rows: dict[str, dict[str, Any]] = {}
-        unknown: list[str] = []
-        for pid, label in latest.items():
-            record_id, row = _split(pid)  # type: ignore[misc]
-            record = records.get(record_id)
-            answered = _answered(record, row) if record is not None else None
-            if record is None or answered is None:
-                unknown.append(pid)
-                continue
-            prediction, probabilities, classes = answered
-            rows[pid] = {
-                "prediction_id": pid,
-                "record_id": record_id,
-                "endpoint": endpoint,
-                "model": record.model,
-                "version": record.version,
-                "predicted_at": record.created_at,
-                "received_at": now,
-                "label": label,
-                "prediction": prediction,
-                "probabilities": probabilities,
-                "classes": classes,
-                "source": source,
-                "created_by": actor.name,
-            }
-        updated = 0
+        rows, unknown = _joined(endpoint, latest, records, now=now, actor=actor, source=source)
         with transaction(self.engine) as conn:
-            existing: set[str] = set()
-            ids = list(rows)
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                existing.update(
-                    conn.execute(
-                        select(feedback.c.prediction_id).where(feedback.c.prediction_id.in_(chunk))
-                    ).scalars()
-                )
-            for pid in existing:
-                row = rows[pid]
-                conn.execute(
-                    update(feedback)
-                    .where(feedback.c.prediction_id == pid)
-                    .values(
-                        label=row["label"],
-                        received_at=now,
-                        source=source,
-                        created_by=actor.name,
-                    )
-                )
-            updated = len(existing)
-            fresh = [row for pid, row in rows.items() if pid not in existing]
-            if fresh:
-                conn.execute(feedback.insert(), fresh)
+            replaced = self._write(conn, rows, now)
         return {
             "received": len(items),
-            "accepted": len(rows) - updated,
-            "updated": updated,
+            "accepted": len(rows) - len(replaced),
+            "updated": len(replaced),
             "unknown": unknown,
             "invalid": invalid,
         }
 
+    def override(
+        self, prediction_id: str, label: Any, reason: Any, *, actor: Actor
+    ) -> dict[str, Any]:
+        """A reviewer's correction of one prediction: stored as its label (source
+        ``override``, with the reason), so label metrics count it like any feedback, and
+        audited as ``prediction.override`` in the same transaction. A second override
+        (or a later label) replaces the first.
+
+        Unknown id: NotFound. Malformed id, missing label or reason, a row the model did
+        not answer, or a shadow copy's answer: ValidationFailed naming the field."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValidationFailed.field("reason", "required: why the prediction is overridden")
+        if len(reason) > MAX_REASON:
+            raise ValidationFailed.field("reason", f"at most {MAX_REASON} characters")
+        _, invalid = _parse_items([{"prediction_id": prediction_id, "label": label}])
+        if invalid:
+            raise ValidationFailed.field(
+                invalid[0]["field"].removeprefix("items[0]."), invalid[0]["reason"]
+            )
+        record = self.record_of(prediction_id)
+        if record.arm == "shadow":
+            raise ValidationFailed.field(
+                "prediction_id",
+                f"{prediction_id} is a shadow copy's answer, which no caller received; "
+                "override the prediction the caller got",
+            )
+        now = utcnow()
+        rows, unknown = _joined(
+            record.endpoint,
+            {prediction_id: label},
+            {record.id: record},
+            now=now,
+            actor=actor,
+            source=OVERRIDE,
+            reason=reason.strip(),
+        )
+        if unknown:
+            raise ValidationFailed.field(
+                "prediction_id",
+                f"the model gave no answer for {prediction_id} (the row was refused by the "
+                "contract, or the request has no such row): there is nothing to override",
+            )
+        row = rows[prediction_id]
+        with transaction(self.engine) as conn:
+            previous = self._write(conn, rows, now).get(prediction_id)
+            append(
+                conn,
+                actor,
+                "prediction.override",
+                target_kind="prediction",
+                target=prediction_id,
+                before={
+                    "endpoint": row["endpoint"],
+                    "model": row["model"],
+                    "version": row["version"],
+                    "prediction": row["prediction"],
+                    "label": previous.label if previous is not None else None,
+                    "label_source": previous.source if previous is not None else None,
+                },
+                after={"label": label, "source": OVERRIDE},
+                reason=row["reason"],
+            )
+        return {
+            "prediction_id": prediction_id,
+            "record_id": row["record_id"],
+            "endpoint": row["endpoint"],
+            "model": row["model"],
+            "version": row["version"],
+            "prediction": row["prediction"],
+            "label": label,
+            "previous_label": previous.label if previous is not None else None,
+            "reason": row["reason"],
+            "by": actor.name,
+            "at": now.isoformat(),
+        }
+
+    def record_of(self, prediction_id: str) -> Any:
+        """The record that answered ``prediction_id`` (``<record>-<row>``): id, endpoint,
+        model, version, created_at, outputs and arm. NotFound naming the id if none."""
+        parsed = _split(prediction_id) if isinstance(prediction_id, str) else None
+        if parsed is None:
+            raise ValidationFailed.field(
+                "prediction_id", "must be a prediction id as returned by predict (<record>-<row>)"
+            )
+        query = select(*_RECORD_COLUMNS, prediction_records.c.endpoint, prediction_records.c.arm)
+        with self.engine.connect() as conn:
+            record = conn.execute(query.where(prediction_records.c.id == parsed[0])).first()
+        if record is None:
+            raise NotFound(f"prediction {prediction_id!r} not found")
+        return record
+
+    def overrides_of(self, record_id: str) -> list[dict[str, Any]]:
+        """The overrides of the rows of record ``record_id``, in row order."""
+        query = select(
+            feedback.c.prediction_id,
+            feedback.c.label,
+            feedback.c.reason,
+            feedback.c.created_by,
+            feedback.c.received_at,
+        ).where(feedback.c.record_id == record_id, feedback.c.source == OVERRIDE)
+        with self.engine.connect() as conn:
+            found = list(conn.execute(query))
+        found.sort(key=lambda r: _split(r.prediction_id) or (r.prediction_id, 0))
+        return [
+            {
+                "prediction_id": r.prediction_id,
+                "label": r.label,
+                "reason": r.reason,
+                "by": r.created_by,
+                "at": r.received_at.isoformat(),
+            }
+            for r in found
+        ]
+
+    @staticmethod
+    def _write(
+        conn: Connection, rows: Mapping[str, dict[str, Any]], now: datetime
+    ) -> dict[str, Any]:
+        """Insert ``rows`` (one per prediction id), replacing the label of ids that have
+        one already; returns the replaced rows (label, source) by prediction id."""
+        replaced: dict[str, Any] = {}
+        ids = list(rows)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            query = select(feedback.c.prediction_id, feedback.c.label, feedback.c.source).where(
+                feedback.c.prediction_id.in_(chunk)
+            )
+            replaced.update({r.prediction_id: r for r in conn.execute(query)})
+        for pid in replaced:
+            row = rows[pid]
+            conn.execute(
+                update(feedback)
+                .where(feedback.c.prediction_id == pid)
+                .values(
+                    label=row["label"],
+                    received_at=now,
+                    source=row["source"],
+                    created_by=row["created_by"],
+                    reason=row["reason"],
+                )
+            )
+        fresh = [row for pid, row in rows.items() if pid not in replaced]
+        if fresh:
+            conn.execute(feedback.insert(), fresh)
+        return replaced
+
     def _records(self, endpoint: str, record_ids: set[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         ids = sorted(record_ids)
-        cols = (
-            prediction_records.c.id,
-            prediction_records.c.model,
-            prediction_records.c.version,
-            prediction_records.c.created_at,
-            prediction_records.c.outputs,
-        )
         with self.engine.connect() as conn:
             for start in range(0, len(ids), _CHUNK):
-                query = select(*cols).where(
+                query = select(*_RECORD_COLUMNS).where(
                     prediction_records.c.id.in_(ids[start : start + _CHUNK]),
                     prediction_records.c.endpoint == endpoint,
                 )
@@ -213,6 +312,47 @@ class FeedbackService:
             query = query.where(feedback.c.version == version)
         with self.engine.connect() as conn:
             return [Labeled(*row) for row in conn.execute(query)]
+
+
+def _joined(
+    endpoint: str,
+    labels: Mapping[str, Any],
+    records: Mapping[str, Any],
+    *,
+    now: datetime,
+    actor: Actor,
+    source: str,
+    reason: str | None = None,
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Feedback rows for ``labels`` ({prediction id: label}), each joined to the answer
+    its record (in ``records``, by id) gave; and the ids with no answer to judge."""
+    rows: dict[str, dict[str, Any]] = {}
+    unknown: list[str] = []
+    for pid, label in labels.items():
+        record_id, row = _split(pid)  # type: ignore[misc]
+        record = records.get(record_id)
+        answered = _answered(record, row) if record is not None else None
+        if record is None or answered is None:
+            unknown.append(pid)
+            continue
+        prediction, probabilities, classes = answered
+        rows[pid] = {
+            "prediction_id": pid,
+            "record_id": record_id,
+            "endpoint": endpoint,
+            "model": record.model,
+            "version": record.version,
+            "predicted_at": record.created_at,
+            "received_at": now,
+            "label": label,
+            "prediction": prediction,
+            "probabilities": probabilities,
+            "classes": classes,
+            "source": source,
+            "created_by": actor.name,
+            "reason": reason,
+        }
+    return rows, unknown
 
 
 def _answered(record: Any, row: int) -> tuple[Any, list[float] | None, list[Any] | None] | None:

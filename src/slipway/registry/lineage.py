@@ -82,7 +82,7 @@ def code_reference(path: str | Path = ".") -> dict[str, Any] | None:
     return {"git_commit": commit, "dirty": bool(dirty)}
 
 
-def _check_fingerprint(name: str, value: Any) -> dict[str, Any]:
+def check_fingerprint(name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ValidationFailed.field(f"lineage.{name}", "must be an object")
     sha = value.get("sha256")
@@ -108,7 +108,7 @@ def check_lineage(lineage: Mapping[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if key in ("training_data", "evaluation_data"):
-            out[key] = _check_fingerprint(key, value)
+            out[key] = check_fingerprint(key, value)
         elif key == "code":
             if not isinstance(value, Mapping) or not isinstance(value.get("git_commit"), str):
                 raise ValidationFailed.field("lineage.code.git_commit", "must be a string")

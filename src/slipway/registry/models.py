@@ -49,6 +49,10 @@ class Model:
     created_by: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # Legal hold: while set, retention purges nothing of this model.
+    legal_hold_at: datetime | None = None
+    legal_hold_by: str | None = None
+    legal_hold_reason: str | None = None
 
     @classmethod
     def from_row(cls, row: Row[Any]) -> Model:
@@ -56,7 +60,7 @@ class Model:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("created_at", "updated_at"):
+        for key in ("created_at", "updated_at", "legal_hold_at"):
             out[key] = out[key].isoformat() if out[key] else None
         return out
 

@@ -128,11 +128,14 @@ class PlanService:
         action: str,
         reason: str,
         refuse_during_rollout: bool = True,
+        details: dict[str, Any] | None = None,
     ) -> Endpoint:
         with transaction(self.engine) as conn:
             if refuse_during_rollout:
                 refuse_under_rollout(conn, name, "first")
-            self.write(conn, name, changes, actor=actor, action=action, reason=reason)
+            self.write(
+                conn, name, changes, actor=actor, action=action, reason=reason, details=details
+            )
         self.endpoints.sync(name)
         return self.endpoints.get(name)
 
@@ -168,13 +171,22 @@ class PlanService:
         shadow_versions = [
             self._loadable(current, n, f"shadows[{i}]", taken) for i, n in enumerate(shadows)
         ]
+        # A canary set by hand answers callers as a rollout's canary would: it passes the
+        # same gates (policies, as "rollout_start"). Shadows answer no caller: not gated.
+        gated: dict[str, Any] = {}
+        if target is not None:
+            gated = self.endpoints.check_gates(
+                "rollout_start", name, target, current.version_id, actor
+            )
         changes = {
             "canary_version_id": target.id if target else None,
             "canary_weight": weight if target else 0.0,
             "routing": routing,
             "shadow_version_ids": [v.id for v in shadow_versions],
         }
-        return self._commit(name, changes, actor=actor, action="endpoint.traffic", reason=reason)
+        return self._commit(
+            name, changes, actor=actor, action="endpoint.traffic", reason=reason, details=gated
+        )
 
     def rollback(self, name: str, *, actor: Actor, reason: str = "") -> Endpoint:
         """Back to safety in one call. Under a rollout: the rollout is rolled back (all

@@ -14,6 +14,11 @@ At each tick a running rollout is analyzed (analysis.py) over its current step:
   the canary to primary after the last one;
 - checks still short of data after ``inconclusive_wait`` more step durations pause the
   rollout for a person to look.
+
+Starting and promoting (by hand or by the controller) first pass the endpoint's gates
+(governance policies, ``EndpointService.gates``): a blocked start or promote by hand
+raises ``PolicyBlocked`` and changes nothing; a blocked automatic promote pauses the
+rollout with the failed checks as its decision.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from slipway.audit import Actor, append
-from slipway.errors import Conflict, NotFound, ValidationFailed
+from slipway.errors import Conflict, NotFound, PolicyBlocked, ValidationFailed
 from slipway.ids import new_id, utcnow
 from slipway.monitoring.alerts import AlertService
 from slipway.monitoring.evaluation import Evaluation
@@ -268,6 +273,9 @@ class RolloutService:
             raise Conflict(f"version {version} of {current.model!r} is {target.status}, not ready")
         if target.id == current.version_id:
             raise Conflict(f"version {version} is already the primary of {endpoint!r}")
+        gated = self.endpoints.check_gates(
+            "rollout_start", endpoint, target, current.version_id, actor
+        )
         changes = self.endpoints.breaking_changes(
             current.version_id, target, allow_breaking, reason
         )
@@ -320,6 +328,7 @@ class RolloutService:
                     "step_duration_s": float(step_duration_s),
                     "template": resolved.to_dict(),
                     **({"breaking_changes": changes} if changes else {}),
+                    **gated,
                 },
             )
         self.endpoints.sync(endpoint)
@@ -350,7 +359,11 @@ class RolloutService:
                 raise Conflict(f"endpoint {endpoint!r} has no rollout under way")
             if current.state not in allowed:
                 raise Conflict(f"rollout {current.id} is {current.state}; cannot {action} it")
-            decided = self._decide(current, action, actor, reason or f"{action} by hand")
+            # Blocked by a gate (policy): raised to the caller, the rollout unchanged.
+            gated = self._gate_promote(current, actor) if action == "promote" else None
+            decided = self._decide(
+                current, action, actor, reason or f"{action} by hand", gated=gated
+            )
             if decided is not None:
                 return decided
         raise Conflict(f"rollout of {endpoint!r} kept changing; try again")
@@ -424,8 +437,16 @@ class RolloutService:
                 return self._decide(
                     rollout, "step", CONTROLLER, why, evidence, step=rollout.step + 1, now=now
                 )
+            try:
+                gated = self._gate_promote(rollout, CONTROLLER)
+            except PolicyBlocked as blocked:
+                # Promotion needs what a person must supply (an approval, a fresh
+                # evaluation): hold the canary where it is until someone resumes.
+                listed = "; ".join(f"{d['field']}: {d['reason']}" for d in blocked.details)
+                why = f"promotion blocked by policy: {listed or blocked.message}"
+                return self._decide(rollout, "pause", CONTROLLER, why[:2000], evidence, now=now)
             why = f"all {len(rollout.steps)} steps passed every check"
-            return self._decide(rollout, "promote", CONTROLLER, why, evidence, now=now)
+            return self._decide(rollout, "promote", CONTROLLER, why, evidence, now=now, gated=gated)
         wait = rollout.step_duration_s * (1 + rollout.thresholds.inconclusive_wait)
         if elapsed >= wait and result.verdict == "inconclusive":
             short = "; ".join(c.reason for c in result.inconclusive())
@@ -433,6 +454,13 @@ class RolloutService:
             return self._decide(rollout, "pause", CONTROLLER, why, evidence, now=now)
         self._note(rollout, evidence, now)
         return None
+
+    def _gate_promote(self, rollout: Rollout, actor: Actor) -> dict[str, Any]:
+        """The endpoint's gates (policies) on making the canary the primary."""
+        target = self.versions.get_by_id(rollout.to_version_id)
+        return self.endpoints.check_gates(
+            "promote", rollout.endpoint, target, rollout.from_version_id, actor
+        )
 
     def _window(self, rollout: Rollout, now: datetime) -> tuple[datetime, datetime]:
         return _bucket_floor(rollout.step_started_at), now + timedelta(minutes=1)
@@ -490,10 +518,12 @@ class RolloutService:
         *,
         step: int | None = None,
         now: datetime | None = None,
+        gated: Mapping[str, Any] | None = None,
     ) -> Rollout | None:
         """Apply one decision: the rollout row (if its revision is unchanged), the
-        endpoint's plan, the audit event and, for an automatic rollback, the alert — all
-        in one transaction. Returns None when another worker decided first."""
+        endpoint's plan, the audit event (with what the gates recorded, ``gated``) and,
+        for an automatic rollback, the alert — all in one transaction. Returns None when
+        another worker decided first."""
         now = now or utcnow()
         values: dict[str, Any] = {"decision": why, "updated_at": now}
         plan: dict[str, Any] | None = None
@@ -529,6 +559,7 @@ class RolloutService:
             "step": values.get("step", rollout.step),
             "decision": why,
             **({"analysis": evidence} if evidence is not None else {}),
+            **(gated or {}),
         }
         with transaction(self.engine) as conn:
             changed = conn.execute(

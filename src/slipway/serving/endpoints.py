@@ -8,7 +8,7 @@ never takes traffic and the current one keeps serving.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -141,6 +141,7 @@ def _audit_deploy(
     mode: str,
     breaking_changes: list[dict[str, Any]],
     reason: str,
+    gated: Mapping[str, Any],
 ) -> None:
     after: dict[str, Any] = {
         "model": target.model,
@@ -152,6 +153,7 @@ def _audit_deploy(
     }
     if breaking_changes:
         after["breaking_changes"] = breaking_changes
+    after.update(gated)
     append(
         conn,
         actor,
@@ -167,6 +169,12 @@ def _audit_deploy(
 CONTRACT_MODES = ("reject", "partial")
 # Called in the deploy's transaction: (connection, endpoint, version, latency SLO).
 DeployHook = Callable[[Connection, str, Version, float | None], None]
+# Asked before a deploy, rollout start or promote changes anything: (action, endpoint,
+# target version, the current primary's version id or None, actor). A gate refuses by
+# raising (governance's policies raise PolicyBlocked) and returns what the action's audit
+# event should record, or None. Serving knows no gate: the runtime installs them.
+# Rollback is deliberately not gated: going back to the previous version must always work.
+Gate = Callable[[str, str, Version, str | None, Actor], Mapping[str, Any] | None]
 
 
 class EndpointService:
@@ -176,6 +184,7 @@ class EndpointService:
         self.pool = pool
         # What else a deploy sets up atomically with it (monitoring's default monitors).
         self.deploy_hooks: builtins.list[DeployHook] = []
+        self.gates: builtins.list[Gate] = []
 
     def list(self) -> list[Endpoint]:
         with self.engine.connect() as conn:
@@ -207,6 +216,7 @@ class EndpointService:
         A version whose input contract would refuse data the current version accepts
         (a breaking change) needs ``allow_breaking`` and a ``reason``; both are audited.
         ``latency_slo_ms`` sets the p99 objective the latency monitor holds it to.
+        The gates (policies) are asked first; a refusal raises before anything loads.
         """
         check_slug(name)
         if contract_mode not in (None, *CONTRACT_MODES):
@@ -225,15 +235,32 @@ class EndpointService:
             )
         current = self._current(name)
         mode = contract_mode or (current[1] if current else "reject")
+        # A redeploy of the current version is gated too: it re-points all traffic.
+        gated = self.check_gates("deploy", name, target, current[0] if current else None, actor)
         breaking_changes = self.breaking_changes(
             current[0] if current else None, target, allow_breaking, reason
         )
         # Load before touching the store: a broken or tampered artifact raises here and
         # nothing changes.
         self.pool.load(name, target, 0, mode)
-        self._write(name, target, actor, mode, breaking_changes, reason, latency_slo_ms)
+        self._write(name, target, actor, mode, breaking_changes, reason, latency_slo_ms, gated)
         self.sync(name)
         return self.get(name)
+
+    def check_gates(
+        self,
+        action: str,
+        endpoint: str,
+        target: Version,
+        current_version_id: str | None,
+        actor: Actor,
+    ) -> dict[str, Any]:
+        """Ask every gate whether ``action`` may put ``target`` on ``endpoint``; raises
+        when one refuses, else returns what they add to the action's audit event."""
+        details: dict[str, Any] = {}
+        for gate in self.gates:
+            details.update(gate(action, endpoint, target, current_version_id, actor) or {})
+        return details
 
     def _current(self, name: str) -> tuple[str, str] | None:
         with self.engine.connect() as conn:
@@ -278,6 +305,7 @@ class EndpointService:
         breaking_changes: builtins.list[dict[str, Any]],
         reason: str,
         latency_slo_ms: float | None,
+        gated: Mapping[str, Any],
     ) -> int:
         now = utcnow()
         model_id = self.versions.models.get(target.model).id  # read before the write lock
@@ -313,7 +341,7 @@ class EndpointService:
                     )
                 except IntegrityError:
                     raise Conflict(f"endpoint {name!r} was created concurrently; retry") from None
-                _audit_deploy(conn, actor, name, target, None, 1, mode, [], reason)
+                _audit_deploy(conn, actor, name, target, None, 1, mode, [], reason, gated)
                 return 1
             generation = int(row.generation) + 1
             previous = row.version_id if row.version_id != target.id else None
@@ -340,6 +368,7 @@ class EndpointService:
                 mode,
                 breaking_changes,
                 reason,
+                gated,
             )
             return generation
 

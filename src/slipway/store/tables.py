@@ -79,6 +79,10 @@ models = Table(
     Column("created_by", String(128), nullable=False),
     Column("created_at", _utc(), nullable=False),
     Column("updated_at", _utc(), nullable=False),
+    # Legal hold (governance/retention.py): while set, nothing of the model is purged.
+    Column("legal_hold_at", _utc(), nullable=True),
+    Column("legal_hold_by", String(128), nullable=True),
+    Column("legal_hold_reason", Text, nullable=True),
 )
 
 versions = Table(
@@ -158,6 +162,8 @@ prediction_records = Table(
     Column("arm", String(8), nullable=False, server_default="primary"),
     Column("mirror_of", String(32), nullable=True),
     Index("ix_prediction_records_endpoint_created", "endpoint", "created_at"),
+    # Retention purges by model and age (governance/retention.py).
+    Index("ix_prediction_records_model_created", "model", "created_at"),
 )
 
 # Rows refused by a contract, kept with their reasons; never dropped.
@@ -305,6 +311,8 @@ feedback = Table(
     Column("classes", JSON, nullable=True),
     Column("source", String(16), nullable=False, default="feedback"),  # feedback | override
     Column("created_by", String(128), nullable=False),
+    # Why a reviewer overrode the prediction (source = override); empty for feedback.
+    Column("reason", Text, nullable=True),
     Index("ix_feedback_endpoint_predicted", "endpoint", "predicted_at"),
 )
 
@@ -441,4 +449,94 @@ analysis_templates = Table(
     Column("created_by", String(128), nullable=False),
     Column("created_at", _utc(), nullable=False),
     Column("updated_at", _utc(), nullable=False),
+)
+
+# Offline evaluation records (governance/evaluations.py): what a version scored, on which
+# data, when. Append-only: a version's newest record is its evidence, and recording a
+# new one invalidates approvals bound to the old one's digest.
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("version_id", String(32), ForeignKey("versions.id"), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("metrics", JSON, nullable=False),  # {metric: number}
+    Column("slices", JSON, nullable=False),  # {slice: {metric: number}}
+    Column("baseline", JSON, nullable=False),  # {metric: number} of a simple baseline
+    Column("dataset", JSON, nullable=True),  # fingerprint of the evaluation data
+    Column("evaluated_at", _utc(), nullable=False),
+    Column("digest", String(64), nullable=False),  # SHA-256 of the canonical record
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", _utc(), nullable=False),
+    Index("ix_evaluations_version", "version_id", "created_at"),
+)
+
+# Policies as code (governance/policies.py): the YAML as given and as parsed; every
+# change bumps the revision and is audited with the text before and after.
+policies = Table(
+    "policies",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", _utc(), nullable=False),
+    Column("updated_by", String(128), nullable=False),
+    Column("updated_at", _utc(), nullable=False),
+)
+
+# Approvals (governance/approvals.py): a request, then one decision with its rationale,
+# bound to the evidence it was made on; a changed binding makes an approval stale.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model", String(128), nullable=False),
+    Column("version_id", String(32), ForeignKey("versions.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | approved | rejected
+    Column("requested_by", String(128), nullable=False),
+    Column("requested_at", _utc(), nullable=False),
+    Column("request_note", Text, nullable=False),
+    Column("decided_by", String(128), nullable=True),
+    Column("decided_at", _utc(), nullable=True),
+    Column("rationale", Text, nullable=True),
+    # The decider's roles on the model when deciding: what a policy's role rule counts.
+    Column("decider_roles", JSON, nullable=True),
+    # The evidence the approval is bound to.
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("contract_sha256", String(64), nullable=False),
+    Column("evaluation_digest", String(64), nullable=True),
+    Index("ix_approvals_model_state", "model", "state"),
+    Index("ix_approvals_version", "version_id"),
+)
+
+# ML Test Score attestations (governance/testscore.py): a person vouches for a test
+# slipway cannot check itself, with a link to the evidence. The newest per test counts.
+attestations = Table(
+    "attestations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model", String(128), nullable=False),
+    Column("test", String(16), nullable=False),  # e.g. "data-2"
+    Column("evidence_url", String(2048), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("attested_by", String(128), nullable=False),
+    Column("created_at", _utc(), nullable=False),
+    Column("withdrawn_at", _utc(), nullable=True),
+    Index("ix_attestations_model_test", "model", "test"),
+)
+
+# Periodic reviews of a model (the inventory's last/next review).
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model", String(128), nullable=False),
+    Column("reviewer", String(128), nullable=False),
+    Column("notes", Text, nullable=False),
+    Column("created_at", _utc(), nullable=False),
+    Index("ix_reviews_model_created", "model", "created_at"),
 )

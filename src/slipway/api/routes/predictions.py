@@ -1,20 +1,31 @@
-"""/api/v1/predictions: read prediction records back (by id, or per endpoint)."""
+"""/api/v1/predictions: read prediction records back (by id, or per endpoint), and a
+reviewer's override of one prediction."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from slipway.access.authz import Permission, Principal
-from slipway.api.auth import authorize_target, require, runtime_of
+from slipway.api.auth import actor_of, authorize_target, require, runtime_of
 from slipway.api.routes import PROTECTED, errors
 from slipway.errors import NotFound
+from slipway.monitoring.feedback import MAX_REASON
 from slipway.store.tables import prediction_records
 
 router = APIRouter(prefix="/api/v1", tags=["predictions"], responses=PROTECTED)
+
+
+class Override(BaseModel):
+    """The correct answer and why; the service names a missing or malformed one."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: Any = Field(description="The class (or number) the prediction should have been.")
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
 def _record(row: Any) -> dict[str, Any]:
@@ -44,7 +55,26 @@ async def show_prediction(
         raise NotFound(f"prediction {record_id!r} not found")
     # The endpoint is known only now: an endpoint-scoped reader sees its own records only.
     await authorize_target(request, principal, Permission.PREDICTION_READ, row.endpoint)
-    return _record(row)
+    overrides = await run_in_threadpool(runtime_of(request).feedback.overrides_of, base)
+    return {**_record(row), "overrides": overrides}
+
+
+@router.post("/predictions/{prediction_id}/override", responses=errors(400, 404))
+async def override_prediction(
+    prediction_id: str,
+    body: Override,
+    request: Request,
+    principal: Principal = Depends(require(Permission.PREDICTION_OVERRIDE)),
+) -> dict[str, Any]:
+    """Record a reviewer's correction of one prediction (``<record>-<row>`` as predict
+    returned it): audited, shown with the prediction, and counted as its label."""
+    feedback = runtime_of(request).feedback
+    record = await run_in_threadpool(feedback.record_of, prediction_id)
+    # As for reads: an endpoint-scoped reviewer overrides its own endpoint's answers only.
+    await authorize_target(request, principal, Permission.PREDICTION_OVERRIDE, record.endpoint)
+    return await run_in_threadpool(
+        feedback.override, prediction_id, body.label, body.reason, actor=actor_of(request)
+    )
 
 
 @router.get("/endpoints/{endpoint}/predictions", responses=errors(404))
