@@ -35,6 +35,14 @@ def test_demo_runs_end_to_end_twice(tmp_path: Path) -> None:
     assert any(species in first.stdout for species in SPECIES), first.stdout
     assert re.search(r"Open Inference Protocol answer: \['(setosa|versicolor|virginica)'\]", output)
     assert "Try it yourself" in first.stdout
+    # Governance: the policy is checked (and passed) before the deploy; the score and
+    # the generated card follow.
+    assert "policy checks before deploying" in first.stdout
+    assert "accuracy-floor" in first.stdout
+    assert not re.search(r"│ fail +│", first.stdout), first.stdout
+    assert "ML Test Score of iris" in first.stdout
+    card = (home / "iris-v1-card.md").read_text()
+    assert card.startswith("# Model card: iris v1") and "| accuracy |" in card
     # The curl line is printed whole, ready to copy.
     assert re.search(r"-d '\{\"inputs\": \[\{.*\}\]\}'", first.stdout), first.stdout
     token = (home / "token").read_text().strip()

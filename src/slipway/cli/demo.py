@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from slipway.cli.output import console, table
 from slipway.client import Client
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+# What the demo's endpoint must pass before it serves a version (governance/policies).
+POLICY = """\
+description: what the demo endpoint requires before a version may serve
+applies_to: {endpoints: [iris]}
+on: [deploy, rollout_start, promote]
+checks:
+  - {type: metadata, require: [owner, contract, reference_profile]}
+  - {id: accuracy-floor, type: metric, metric: accuracy, op: ">=", value: 0.9}
+  - {type: artifact}
+  - {type: evaluation_age, max_days: 30}
+"""
 
 
 def run_demo(url: str, token: str, home: str) -> None:
@@ -43,7 +55,11 @@ def run_demo(url: str, token: str, home: str) -> None:
             f"registered [bold]iris v{version['number']}[/bold] ({version['status']}), "
             f"held-out accuracy {accuracy:.3f}, sha256 {version['artifact_sha256'][:12]}"
         )
-        with console.status("deploying to endpoint 'iris'..."):
+        client.put_policy("demo-production", POLICY)
+        report = client.check_policy("iris", version["number"], endpoint="iris")
+        checks = [{"policy": p["name"], **c} for p in report["policies"] for c in p["checks"]]
+        table(checks, ["policy", "id", "status", "reason"], "policy checks before deploying")
+        with console.status("deploying to endpoint 'iris' (the policy is checked again)..."):
             client.deploy("iris", model="iris", version=version["number"])
         console.print(f"deployed to endpoint [bold]iris[/bold] at {url}")
 
@@ -85,6 +101,16 @@ def run_demo(url: str, token: str, home: str) -> None:
         records = client.list_predictions("iris", limit=1)
         console.print(f"prediction records stored for 'iris': {records['total']}")
 
+        score = client.test_score("iris")
+        sections = ", ".join(f"{k} {v['score']:g}" for k, v in score["sections"].items())
+        console.print(
+            f"ML Test Score of iris: {score['final']:g} ({sections}; final = the weakest "
+            f"section): {score['interpretation']}"
+        )
+        card = Path(home) / f"iris-v{version['number']}-card.md"
+        card.write_text(client.model_card_text("iris", version["number"]))
+        console.print(f"model card, generated from the records: {card}")
+
     example = (
         '{"inputs": [{"sepal_length": 5.1, "sepal_width": 3.5, '
         '"petal_length": 1.4, "petal_width": 0.2}]}'
@@ -99,6 +125,8 @@ def run_demo(url: str, token: str, home: str) -> None:
        http://127.0.0.1:8750/v1/endpoints/iris/predict
   slipway model show iris
   slipway endpoint list
+  slipway policy check iris {version["number"]} --endpoint iris
+  slipway model card iris {version["number"]} --format html --output card.html
 
 From Python:
   import slipway
