@@ -347,7 +347,7 @@ class Client:
             else [dict(item) for item in labels]
         )
         total: dict[str, Any] = {"received": 0, "accepted": 0, "updated": 0}
-        total |= {"unknown": [], "invalid": []}
+        total |= {"overridden": [], "unknown": [], "invalid": []}
         for start in range(0, len(items), 10_000):
             batch = items[start : start + 10_000]
             report = self._call(
@@ -355,6 +355,7 @@ class Client:
             )
             for key in ("received", "accepted", "updated"):
                 total[key] += report[key]
+            total["overridden"] += report["overridden"]
             total["unknown"] += report["unknown"]
             total["invalid"] += [
                 {**bad, "index": bad["index"] + start} for bad in report["invalid"]

@@ -236,3 +236,27 @@ def test_the_queue_filters(runtime: Runtime) -> None:
     with pytest.raises(ValidationFailed) as caught:
         runtime.approvals.list(state="maybe")
     assert caught.value.details[0]["field"] == "state"
+
+
+def test_evidence_changed_while_pending_supersedes_the_request(runtime: Runtime) -> None:
+    """What the approver would approve must be what was asked for: a request whose
+    evidence changed (a new evaluation) can no longer be decided; asking again for the
+    new evidence supersedes it too."""
+    first = _request(runtime)
+    runtime.evaluations.record("m", 1, actor=DEV, metrics={"auc": 0.6})
+    with pytest.raises(Conflict, match="evaluation record of version 1 .* changed since"):
+        _decide(runtime, first)
+    superseded = runtime.approvals.get(first.id)
+    assert superseded.state == "superseded" and superseded.decided_by is None
+    assert runtime.approvals.valid(runtime.versions.get("m", 1)) == []
+    [event] = _audit(runtime, "approval.supersede")
+    assert event["reason"] == "the evaluation record changed since the request"
+
+    # A request pending while the evidence changes is superseded by the next request.
+    second = _request(runtime)
+    runtime.evaluations.record("m", 1, actor=DEV, metrics={"auc": 0.9})
+    third = _request(runtime)
+    assert runtime.approvals.get(second.id).state == "superseded"
+    assert _decide(runtime, third).state == "approved"
+    assert [a.id for a in runtime.approvals.valid(runtime.versions.get("m", 1))] == [third.id]
+    assert len(_audit(runtime, "approval.supersede")) == 2

@@ -287,3 +287,24 @@ def test_bad_input_names_the_field(world: World, registered: dict[str, Any]) -> 
         check_error_response(answer, 404, "not_found")
     bad_file = world.cli("dana", "model", "evaluate", MODEL, "1", "/nonexistent.yaml", check=False)
     assert "cannot read" in assert_clean_failure(bad_file, "bad_request")
+
+
+def test_only_an_admin_may_lower_a_risk_tier(world: World) -> None:
+    """Fewer approvals and shorter retention follow a lower tier: a developer may raise a
+    model's tier but not lower it, nor create a model below the default tier."""
+    with world.http("dana") as dana:
+        low = dana.post(
+            "/api/v1/models", json={"name": "tiers-low", "owner": "x", "risk_tier": "low"}
+        )
+        check_error_response(low, 403, "forbidden")
+        assert "policy:manage" in low.json()["error"]["message"]
+        created = dana.post("/api/v1/models", json={"name": "tiers", "owner": "x"})
+        assert created.status_code == 201, created.text
+        raised = dana.patch("/api/v1/models/tiers", json={"risk_tier": "high"})
+        assert raised.status_code == 200 and raised.json()["risk_tier"] == "high"
+        lowered = dana.patch("/api/v1/models/tiers", json={"risk_tier": "medium"})
+        check_error_response(lowered, 403, "forbidden")
+        same = dana.patch("/api/v1/models/tiers", json={"risk_tier": "high", "oncall": "x"})
+        assert same.status_code == 200, same.text
+    with world.http("admin") as admin:
+        assert admin.patch("/api/v1/models/tiers", json={"risk_tier": "low"}).status_code == 200

@@ -114,6 +114,20 @@ def test_the_card_is_built_from_the_records(runtime: Runtime) -> None:
     assert canary["evaluation"] is None and canary["approvals"] == []
 
 
+def test_monitoring_shows_only_to_readers_of_the_endpoint(runtime: Runtime) -> None:
+    """A model-scoped reader sees where the version serves, not the endpoint's live
+    traffic, monitors and alerts (those need monitor:read on the endpoint)."""
+    card = runtime.cards.card("m", 1, shows_monitoring=lambda endpoint: False)
+    [deployed] = card["deployed"]
+    assert (deployed["endpoint"], deployed["role"], deployed["monitoring"]) == (
+        "e",
+        "primary",
+        None,
+    )
+    text = to_markdown(card)
+    assert "Not shown (needs monitor:read there): e." in text
+
+
 def test_markdown_has_every_section_and_the_stored_numbers(runtime: Runtime) -> None:
     text = to_markdown(runtime.cards.card("m", 1))
     headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)

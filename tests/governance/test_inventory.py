@@ -162,3 +162,11 @@ def test_csv_and_json_exports_read_back(runtime: Runtime) -> None:
     assert parsed[0]["overdue"] == "true"
     assert json.loads(json.dumps(rows)) == rows
     assert to_csv([]) == ",".join(COLUMNS) + "\n"
+
+
+def test_csv_cells_never_start_a_spreadsheet_formula() -> None:
+    rows = [{"name": "m", "owner": "=HYPERLINK(\"http://x\")", "tags": ["@cmd", "ok"]}]
+    [parsed] = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert parsed["owner"] == "'=HYPERLINK(\"http://x\")"
+    assert parsed["tags"] == "'@cmd; ok"
+    assert parsed["name"] == "m"

@@ -215,6 +215,14 @@ def test_an_override_counts_as_a_label_in_the_endpoints_metrics(world: World) ->
         quality = client.monitoring("counted", window=3600)["quality"]
         assert quality["n"] == 3 and quality["accuracy"] == pytest.approx(1 / 3)
 
+        # A later plain label does not undo a person's correction; it is reported.
+        late = client.send_feedback("counted", {a["id"]: a["prediction"], b["id"]: "x"})
+        assert (late["accepted"], late["updated"], late["overridden"]) == (0, 1, [a["id"]])
+        quality = client.monitoring("counted", window=3600)["quality"]
+        assert quality["n"] == 3 and quality["accuracy"] == pytest.approx(0.0)
+        shown = client.get_prediction(a["id"])["overrides"]
+        assert [o["reason"] for o in shown if o["prediction_id"] == a["id"]] == ["relabeled"]
+
 
 def test_cli_prediction_override_and_show(world: World) -> None:
     [prediction] = world.predict("reviewed", _rows(1, seed=6))

@@ -163,11 +163,52 @@ def test_the_controller_pauses_instead_of_promoting_when_a_policy_blocks(world: 
             break
     paused = rt.rollouts.get(rollout.id)
     assert paused.state == "paused", (paused.decision, paused.last_analysis)
-    assert paused.decision == "promotion blocked by policy: gate.auc-floor: auc 0.7 < 0.8"
+    assert paused.decision == "blocked by policy: gate.auc-floor: auc 0.7 < 0.8"
+    # The step to 100 % is a promotion in all but name: it was refused, so the canary
+    # stays at 30 % rather than serving every caller.
+    assert (paused.step, paused.weight) == (0, 30)
     endpoint = rt.endpoints.get("e")
-    assert (endpoint.version, endpoint.canary_version) == (1, weak)
+    assert (endpoint.version, endpoint.canary_version, endpoint.canary_weight) == (1, weak, 30)
     assert _actions(rt, "rollout.promote") == []
     assert _actions(rt, "policy.blocked")[-1]["actor"] == "rollout-controller"
+    # Resuming by hand does not get past the gate either; new evidence does.
+    rt.rollouts.resume("e", actor=ADMIN)  # back to 30 %: no more callers, not gated
+    rt.rollouts.pause("e", actor=ADMIN)
+    rt.evaluations.record("m", weak, actor=DEV, metrics={"auc": 0.81})
+    assert rt.rollouts.resume("e", actor=ADMIN).state == "running"
+
+
+def test_a_canary_at_100_percent_steps_back_when_a_policy_blocks(world: World) -> None:
+    """An approval going stale while the canary already takes every caller: the
+    controller pauses and hands the callers back to the primary."""
+    rt = world.rt
+    weak = world.version(auc=0.85)
+    rollout = rt.rollouts.start(
+        "e", version=weak, actor=ADMIN, steps=[40, 100], step_duration_s=0.2, thresholds=FAST
+    )
+    rt.check_rollouts()
+    for _ in range(10):
+        world.predict(150)
+        time.sleep(0.25)
+        rt.check_rollouts()
+        if rt.rollouts.get(rollout.id).step == 1:
+            break
+    assert rt.endpoints.get("e").canary_weight == 100
+    rt.policies.put("gate", AUC_POLICY % "promote", actor=ADMIN)
+    rt.evaluations.record("m", weak, actor=DEV, metrics={"auc": 0.7})
+    with pytest.raises(PolicyBlocked):
+        rt.rollouts.promote("e", actor=ADMIN)
+    for _ in range(10):
+        world.predict(150)
+        time.sleep(0.25)
+        rt.check_rollouts()
+        if rt.rollouts.get(rollout.id).state != "running":
+            break
+    paused = rt.rollouts.get(rollout.id)
+    assert (paused.state, paused.step, paused.weight) == ("paused", 0, 40), paused.decision
+    assert rt.endpoints.get("e").canary_weight == 40
+    # Resuming runs step 1 (40 %) again; the step to 100 % meets the gate again.
+    assert rt.rollouts.resume("e", actor=ADMIN).weight == 40
 
 
 def test_a_canary_set_by_hand_passes_the_rollout_start_gates(world: World) -> None:
@@ -190,6 +231,24 @@ def test_a_canary_set_by_hand_passes_the_rollout_start_gates(world: World) -> No
     )
     assert (endpoint.canary_version, endpoint.canary_weight) == (strong, 10)
     assert _actions(rt, "endpoint.traffic")[-1]["after"]["policy"]["allowed"] is True
+
+
+def test_a_stop_is_never_gated_but_a_new_fallback_version_is(world: World) -> None:
+    rt = world.rt
+    second = world.version(auc=0.95)
+    rt.endpoints.deploy("e", model="m", version=second, actor=ADMIN)
+    rt.policies.put("gate", AUC_POLICY.replace("0.8", "0.92") % "deploy", actor=ADMIN)
+    weak = world.version(auc=0.5)
+    # A fallback answers every caller: an ungated version may not serve that way.
+    with pytest.raises(PolicyBlocked) as blocked:
+        rt.plans.stop("e", actor=ADMIN, reason="incident", fallback=weak)
+    assert blocked.value.details == [{"field": "gate.auc-floor", "reason": "auc 0.5 < 0.92"}]
+    assert not rt.endpoints.get("e").stopped
+    # Stopping, and falling back to the previous primary (which fails the policy now),
+    # always work.
+    assert rt.plans.stop("e", actor=ADMIN, reason="incident").stopped
+    stopped = rt.plans.stop("e", actor=ADMIN, reason="incident", fallback=1)
+    assert stopped.stopped and stopped.fallback_version == 1
 
 
 def test_rollback_is_never_gated(world: World) -> None:

@@ -92,7 +92,7 @@ def _print(data: dict[str, Any], as_json: bool) -> None:
 def list_(
     model: str = typer.Option(None, help="Only this model's approvals."),
     version: int = typer.Option(None, help="Only this version's (with --model)."),
-    state: str = typer.Option(None, help="pending (the queue), approved or rejected."),
+    state: str = typer.Option(None, help="pending (the queue), approved, rejected or superseded."),
     limit: int = typer.Option(500, help="At most this many, newest request first."),
     as_json: bool = JSON_OPTION,
 ) -> None:

@@ -333,6 +333,8 @@ def feedback_send(
         output.emit_json(data)
     else:
         counts = {k: data[k] for k in ("accepted", "updated")}
+        if data["overridden"]:  # labels not stored: a reviewer's override stands
+            counts["overridden"] = len(data["overridden"])
         counts |= {k: len(data[k]) for k in ("unknown", "invalid")}
         output.console.print(", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False)
         if data["unknown"]:
@@ -357,7 +359,13 @@ def _send(c: Client, endpoint: str, items: list[dict[str, Any]]) -> dict[str, An
     item is reported with its position in the file and the field: label or prediction_id."""
     problems = {i: p for i, item in enumerate(items) if (p := _problem(item)) is not None}
     sent = [i for i in range(len(items)) if i not in problems]
-    data: dict[str, Any] = {"accepted": 0, "updated": 0, "unknown": [], "invalid": []}
+    data: dict[str, Any] = {
+        "accepted": 0,
+        "updated": 0,
+        "overridden": [],
+        "unknown": [],
+        "invalid": [],
+    }
     if sent:
         data = c.send_feedback(endpoint, [items[i] for i in sent])
     invalid = [{"index": i, "field": f, "reason": r} for i, (f, r) in problems.items()]

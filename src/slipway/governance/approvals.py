@@ -26,7 +26,9 @@ from slipway.registry.versions import Version, VersionService
 from slipway.store.engine import transaction
 from slipway.store.tables import approvals, versions
 
-STATES = ("pending", "approved", "rejected")
+# superseded: the evidence changed while the request was pending, so nobody may decide
+# on it any more (what a decider would see is not what was asked for); request again.
+STATES = ("pending", "approved", "rejected", "superseded")
 MAX_TEXT = 4000
 
 
@@ -121,6 +123,28 @@ def _text(value: Any, name: str, *, required: bool) -> str:
     return text
 
 
+def _supersede(conn: Any, pending: Approval, changed: Sequence[str], actor: Actor) -> None:
+    """Close ``pending`` as superseded (its evidence changed), audited, in ``conn``'s
+    transaction; a no-op if it was decided meanwhile."""
+    why = f"the {', '.join(changed)} changed since the request"
+    done = conn.execute(
+        update(approvals)
+        .where(approvals.c.id == pending.id, approvals.c.state == "pending")
+        .values(state="superseded", decided_at=utcnow(), rationale=why)
+    ).rowcount
+    if done == 1:
+        append(
+            conn,
+            actor,
+            "approval.supersede",
+            target_kind="version",
+            target=f"{pending.model}/{pending.version}",
+            before={"state": "pending", "id": pending.id},
+            after={"state": "superseded", "id": pending.id},
+            reason=why,
+        )
+
+
 class ApprovalService:
     def __init__(
         self, engine: Engine, versions: VersionService, evaluations: EvaluationService
@@ -167,15 +191,19 @@ class ApprovalService:
             # Lock the version's row so two concurrent requests cannot both see "no
             # pending request" (PostgreSQL; SQLite's write transactions are serial).
             conn.execute(select(versions.c.id).where(versions.c.id == version.id).with_for_update())
-            pending = conn.execute(
-                select(approvals.c.id).where(
+            found = conn.execute(
+                select(approvals).where(
                     approvals.c.version_id == version.id, approvals.c.state == "pending"
                 )
             ).first()
-            if pending is not None:
-                raise Conflict(
-                    f"version {number} of {model!r} already has a pending request {pending.id}"
-                )
+            if found is not None:
+                pending = _approval(found)
+                changed = pending.binding.differences(binding)
+                if not changed:
+                    raise Conflict(
+                        f"version {number} of {model!r} already has a pending request {pending.id}"
+                    )
+                _supersede(conn, pending, changed, actor)
             conn.execute(approvals.insert().values(**row))
             approval = Approval(**row)
             append(
@@ -198,8 +226,10 @@ class ApprovalService:
         actor: Actor,
         roles: Sequence[str],
     ) -> Approval:
-        """Approve or reject a pending request, binding it to the evidence as it is now.
-        ``roles`` are the decider's roles on the model (what policies count)."""
+        """Approve or reject a pending request. ``roles`` are the decider's roles on the
+        model (what policies count). When the version's evidence changed since the
+        request, nobody may decide on it: it is superseded (Conflict), and the new
+        evidence needs a new request."""
         why = _text(rationale, "rationale", required=True)
         current = self.get(approval_id)
         if current.state != "pending":
@@ -211,6 +241,15 @@ class ApprovalService:
                 f"{version.model!r} and cannot decide on its approval"
             )
         binding = self.binding_of(version)
+        changed = current.binding.differences(binding)
+        if changed:
+            with transaction(self.engine) as conn:
+                _supersede(conn, current, changed, actor)
+            raise Conflict(
+                f"the {', '.join(changed)} of version {version.number} of {version.model!r} "
+                f"changed since approval {approval_id} was requested; it is superseded: "
+                "request an approval of the current evidence"
+            )
         state = "approved" if approve else "rejected"
         now = utcnow()
         values = {
@@ -260,12 +299,14 @@ class ApprovalService:
         model: str | None = None,
         version: int | None = None,
         state: str | None = None,
-        limit: int = 500,
+        limit: int | None = 500,
     ) -> builtins.list[Approval]:
         """Approvals, newest request first (the queue: ``state="pending"``)."""
         if state is not None and state not in STATES:
             raise ValidationFailed.field("state", f"must be one of {', '.join(STATES)}")
-        query = select(approvals).order_by(approvals.c.requested_at.desc()).limit(limit)
+        query = select(approvals).order_by(approvals.c.requested_at.desc())
+        if limit is not None:
+            query = query.limit(limit)
         if model is not None:
             query = query.where(approvals.c.model == model)
         if version is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,8 +52,16 @@ class CardService:
         self.summaries = summaries
         self.test_scores = test_scores
 
-    def card(self, model: str, number: int) -> dict[str, Any]:
-        """The card of version ``number`` of ``model``, as data (see the module doc)."""
+    def card(
+        self,
+        model: str,
+        number: int,
+        *,
+        shows_monitoring: Callable[[str], bool] = lambda endpoint: True,
+    ) -> dict[str, Any]:
+        """The card of version ``number`` of ``model``, as data (see the module doc).
+        An endpoint's live monitoring is shown only where ``shows_monitoring(endpoint)``
+        (the reader may read that endpoint's monitoring); elsewhere it is None."""
         entry = self.models.get(model)
         version = self.versions.get(model, number)
         evaluation = self.evaluations.current(version)
@@ -99,7 +107,7 @@ class CardService:
             "contract": {"stored": version.contract is not None, **version.data_contract.to_dict()},
             "approvals": [a.to_dict(binding) for a in self.approvals.of_version(version)],
             "deployed": [
-                self._deployment(ep, version, role, weight)
+                self._deployment(ep, version, role, weight, shows_monitoring(ep.name))
                 for ep in all_endpoints
                 if ep.model == model
                 for role, weight in _roles(ep, version.number)
@@ -109,17 +117,18 @@ class CardService:
         }
 
     def _deployment(
-        self, ep: Endpoint, version: Version, role: str, weight: float
+        self, ep: Endpoint, version: Version, role: str, weight: float, monitoring: bool
     ) -> dict[str, Any]:
         """Where the version serves, with the endpoint's monitoring status as the
-        monitoring summary reports it (its monitors judge the primary version)."""
+        monitoring summary reports it (its monitors judge the primary version), when
+        ``monitoring`` (else None)."""
+        where = {"endpoint": ep.name, "role": role, "weight": weight, "stopped": ep.stopped}
+        if not monitoring:
+            return {**where, "monitoring": None}
         summary = self.summaries.summarize(ep.name, version=version.number)
         traffic = summary["traffic"]
         return {
-            "endpoint": ep.name,
-            "role": role,
-            "weight": weight,
-            "stopped": ep.stopped,
+            **where,
             "monitoring": {
                 "window_s": summary["window"]["seconds"],
                 "requests": traffic["requests"],
@@ -382,9 +391,12 @@ def _deployed(found: Sequence[Mapping[str, Any]]) -> Section:
 
 
 def _monitoring(found: Sequence[Mapping[str, Any]]) -> Section:
-    traffic, monitors, alerts = [], [], []
+    traffic, monitors, alerts, hidden = [], [], [], []
     for d in found:
         m = d["monitoring"]
+        if m is None:
+            hidden.append(d["endpoint"])
+            continue
         traffic.append(
             [
                 d["endpoint"],
@@ -408,11 +420,16 @@ def _monitoring(found: Sequence[Mapping[str, Any]]) -> Section:
             alerts.append(
                 [d["endpoint"], alert["monitor"], alert["severity"], text(alert["started_at"])]
             )
-    return Section(
-        "Monitoring",
+    notes = (
         ["Live traffic of this version over the last day; monitors judge each endpoint's primary."]
         if found
-        else ["Not deployed: nothing to monitor."],
+        else ["Not deployed: nothing to monitor."]
+    )
+    if hidden:
+        notes.append(f"Not shown (needs monitor:read there): {', '.join(hidden)}.")
+    return Section(
+        "Monitoring",
+        notes,
         tables=[
             Table(("endpoint", "requests", "error rate", "p99 ms"), traffic, "Traffic"),
             Table(
@@ -454,8 +471,10 @@ def _test_score(score: Mapping[str, Any]) -> Section:
 
 
 def _md(value: str) -> str:
-    """Text safe in Markdown: no raw HTML gets through, and a table cell stays one cell."""
+    """Text safe in Markdown: no raw HTML gets through, no link or image is made of a
+    recorded value (``[x](javascript:...)``), and a table cell stays one cell."""
     escaped = value.replace("&", "&amp;").replace("<", "&lt;")
+    escaped = escaped.replace("[", "\\[").replace("]", "\\]")
     return escaped.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 

@@ -239,14 +239,21 @@ class InventoryService:
         return {r.model_id: int(r.number) for r in rows}
 
 
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list | tuple):
-        return "; ".join(str(v) for v in value)
-    return str(value)
+        text = "; ".join(str(v) for v in value)
+    else:
+        text = str(value)
+    # Owners, tags and names are typed by people: never let a spreadsheet run them.
+    return f"'{text}" if text.startswith(_FORMULA_START) else text
 
 
 def to_csv(rows: Sequence[dict[str, Any]]) -> str:

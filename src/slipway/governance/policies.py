@@ -11,8 +11,10 @@ deny-by-default on installs without policies, as before policies existed).
 ``policy_checks.py`` says what each check decides. The report of an allowed action goes
 into that action's own audit event; a blocked one is audited as ``policy.blocked``.
 
-Checks run outside the action's write transaction: an approval decided a moment after
-the check is not seen by it, which only ever errs towards blocking.
+Checks run just before the action's write transaction, not inside it: what changes in
+the milliseconds between (a new evaluation record, a policy edited) is judged by the
+next gated action, not this one. Evidence is append-only and every step up of a rollout
+and every promotion is checked again, so the window cannot carry a version further.
 """
 
 from __future__ import annotations

@@ -114,11 +114,13 @@ class FeedbackService:
         records = self._records(endpoint, {_split(pid)[0] for pid in latest})  # type: ignore[index]
         rows, unknown = _joined(endpoint, latest, records, now=now, actor=actor, source=source)
         with transaction(self.engine) as conn:
-            replaced = self._write(conn, rows, now)
+            written, kept = self._write(conn, rows, now)
         return {
             "received": len(items),
-            "accepted": len(rows) - len(replaced),
-            "updated": len(replaced),
+            "accepted": len(rows) - len(written) - len(kept),
+            "updated": len(written),
+            # Ids a reviewer overrode: their corrected label stands; this one was not stored.
+            "overridden": kept,
             "unknown": unknown,
             "invalid": invalid,
         }
@@ -129,7 +131,7 @@ class FeedbackService:
         """A reviewer's correction of one prediction: stored as its label (source
         ``override``, with the reason), so label metrics count it like any feedback, and
         audited as ``prediction.override`` in the same transaction. A second override
-        (or a later label) replaces the first.
+        replaces the first; a later plain label does not (submit reports it overridden).
 
         Unknown id: NotFound. Malformed id, missing label or reason, a row the model did
         not answer, or a shadow copy's answer: ValidationFailed naming the field."""
@@ -167,7 +169,7 @@ class FeedbackService:
             )
         row = rows[prediction_id]
         with transaction(self.engine) as conn:
-            previous = self._write(conn, rows, now).get(prediction_id)
+            previous = self._write(conn, rows, now)[0].get(prediction_id)
             append(
                 conn,
                 actor,
@@ -240,17 +242,25 @@ class FeedbackService:
     @staticmethod
     def _write(
         conn: Connection, rows: Mapping[str, dict[str, Any]], now: datetime
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], list[str]]:
         """Insert ``rows`` (one per prediction id), replacing the label of ids that have
-        one already; returns the replaced rows (label, source) by prediction id."""
-        replaced: dict[str, Any] = {}
+        one already — except that plain feedback never replaces a reviewer's override (a
+        person's correction stands). Returns the replaced rows (label, source) by
+        prediction id, and the ids whose override was kept."""
+        existing: dict[str, Any] = {}
         ids = list(rows)
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             query = select(feedback.c.prediction_id, feedback.c.label, feedback.c.source).where(
                 feedback.c.prediction_id.in_(chunk)
             )
-            replaced.update({r.prediction_id: r for r in conn.execute(query)})
+            existing.update({r.prediction_id: r for r in conn.execute(query)})
+        kept = [
+            pid
+            for pid, old in existing.items()
+            if old.source == OVERRIDE and rows[pid]["source"] != OVERRIDE
+        ]
+        replaced = {pid: old for pid, old in existing.items() if pid not in kept}
         for pid in replaced:
             row = rows[pid]
             conn.execute(
@@ -264,10 +274,10 @@ class FeedbackService:
                     reason=row["reason"],
                 )
             )
-        fresh = [row for pid, row in rows.items() if pid not in replaced]
+        fresh = [row for pid, row in rows.items() if pid not in existing]
         if fresh:
             conn.execute(feedback.insert(), fresh)
-        return replaced
+        return replaced, kept
 
     def _records(self, endpoint: str, record_ids: set[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}

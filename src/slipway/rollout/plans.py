@@ -238,13 +238,22 @@ class PlanService:
     ) -> Endpoint:
         """Stop serving: callers get 503 ``endpoint_stopped`` (or ``fallback``'s answers)
         until :meth:`resume`. Survives restarts; stopping again updates reason and
-        fallback."""
+        fallback.
+
+        Stopping is never gated (it must work in an incident), and neither is falling
+        back to the current or the previous primary; any other fallback answers every
+        caller, so it passes the gates as a deploy would."""
         if not reason.strip():
             raise ValidationFailed.field("reason", "required: say why the endpoint is stopped")
         current = self.endpoints.get(name)
         target = None
+        gated: dict[str, Any] = {}
         if fallback is not None:
             target = self._loadable(current, fallback, "fallback_version", {})
+            if target.id not in (current.version_id, current.previous_version_id):
+                gated = self.endpoints.check_gates(
+                    "deploy", name, target, current.version_id, actor
+                )
         changes = {
             "stopped_at": current.stopped_at or utcnow(),
             "stop_reason": reason,
@@ -257,6 +266,7 @@ class PlanService:
             action="endpoint.stop",
             reason=reason,
             refuse_during_rollout=False,
+            details=gated,
         )
 
     def resume(self, name: str, *, actor: Actor, reason: str = "") -> Endpoint:

@@ -359,11 +359,9 @@ class RolloutService:
                 raise Conflict(f"endpoint {endpoint!r} has no rollout under way")
             if current.state not in allowed:
                 raise Conflict(f"rollout {current.id} is {current.state}; cannot {action} it")
-            # Blocked by a gate (policy): raised to the caller, the rollout unchanged.
-            gated = self._gate_promote(current, actor) if action == "promote" else None
-            decided = self._decide(
-                current, action, actor, reason or f"{action} by hand", gated=gated
-            )
+            # Blocked by a gate (policy, on promote or on a resume that gives the canary
+            # more callers): raised to the caller, the rollout unchanged.
+            decided = self._decide(current, action, actor, reason or f"{action} by hand")
             if decided is not None:
                 return decided
         raise Conflict(f"rollout of {endpoint!r} kept changing; try again")
@@ -417,6 +415,14 @@ class RolloutService:
         }
 
     def _advance(self, rollout: Rollout, now: datetime) -> Rollout | None:
+        """One controller decision on ``rollout`` (None: nothing to do, or another worker
+        decided first). A gate refusing a step or the promotion pauses it."""
+        try:
+            return self._judge(rollout, now)
+        except PolicyBlocked as blocked:
+            return self._blocked(rollout, blocked, now)
+
+    def _judge(self, rollout: Rollout, now: datetime) -> Rollout | None:
         if rollout.state == "pending":
             return self._decide(rollout, "step", CONTROLLER, "first step", step=0, now=now)
         away = (now - rollout.updated_at).total_seconds()
@@ -437,16 +443,8 @@ class RolloutService:
                 return self._decide(
                     rollout, "step", CONTROLLER, why, evidence, step=rollout.step + 1, now=now
                 )
-            try:
-                gated = self._gate_promote(rollout, CONTROLLER)
-            except PolicyBlocked as blocked:
-                # Promotion needs what a person must supply (an approval, a fresh
-                # evaluation): hold the canary where it is until someone resumes.
-                listed = "; ".join(f"{d['field']}: {d['reason']}" for d in blocked.details)
-                why = f"promotion blocked by policy: {listed or blocked.message}"
-                return self._decide(rollout, "pause", CONTROLLER, why[:2000], evidence, now=now)
             why = f"all {len(rollout.steps)} steps passed every check"
-            return self._decide(rollout, "promote", CONTROLLER, why, evidence, now=now, gated=gated)
+            return self._decide(rollout, "promote", CONTROLLER, why, evidence, now=now)
         wait = rollout.step_duration_s * (1 + rollout.thresholds.inconclusive_wait)
         if elapsed >= wait and result.verdict == "inconclusive":
             short = "; ".join(c.reason for c in result.inconclusive())
@@ -455,12 +453,42 @@ class RolloutService:
         self._note(rollout, evidence, now)
         return None
 
-    def _gate_promote(self, rollout: Rollout, actor: Actor) -> dict[str, Any]:
-        """The endpoint's gates (policies) on making the canary the primary."""
+    def _gate(
+        self, rollout: Rollout, action: str, step: int | None, actor: Actor
+    ) -> dict[str, Any] | None:
+        """Ask the endpoint's gates (policies) about a decision that gives the canary
+        more callers — every step up passes them again, since an approval may have gone
+        stale since the start: as a promotion once it takes every caller (or becomes the
+        primary), else as the rollout's start. Raises PolicyBlocked; None: not gated."""
+        if action == "promote":
+            gate = "promote"
+        elif action in ("step", "resume"):
+            index = step if action == "step" and step is not None else rollout.step
+            weight = rollout.steps[max(index, 0)]
+            if weight >= 100:
+                gate = "promote"
+            elif weight > rollout.weight:
+                gate = "rollout_start"
+            else:
+                return None
+        else:
+            return None
         target = self.versions.get_by_id(rollout.to_version_id)
         return self.endpoints.check_gates(
-            "promote", rollout.endpoint, target, rollout.from_version_id, actor
+            gate, rollout.endpoint, target, rollout.from_version_id, actor
         )
+
+    def _blocked(self, rollout: Rollout, blocked: PolicyBlocked, now: datetime) -> Rollout | None:
+        """A gate refused the next step or the promotion: what it needs a person must
+        supply (an approval, a fresh evaluation), so pause — and if the canary already
+        takes every caller, step back to the last step below 100 %, so a version the
+        policies refuse does not go on serving everyone."""
+        listed = "; ".join(f"{d['field']}: {d['reason']}" for d in blocked.details)
+        why = f"blocked by policy: {listed or blocked.message}"[:2000]
+        back = None
+        if rollout.weight >= 100:
+            back = max((i for i, w in enumerate(rollout.steps) if w < 100), default=-1)
+        return self._decide(rollout, "pause", CONTROLLER, why, step=back, now=now)
 
     def _window(self, rollout: Rollout, now: datetime) -> tuple[datetime, datetime]:
         return _bucket_floor(rollout.step_started_at), now + timedelta(minutes=1)
@@ -518,12 +546,13 @@ class RolloutService:
         *,
         step: int | None = None,
         now: datetime | None = None,
-        gated: Mapping[str, Any] | None = None,
     ) -> Rollout | None:
         """Apply one decision: the rollout row (if its revision is unchanged), the
-        endpoint's plan, the audit event (with what the gates recorded, ``gated``) and,
-        for an automatic rollback, the alert — all in one transaction. Returns None when
-        another worker decided first."""
+        endpoint's plan, the audit event (with what the gates recorded) and, for an
+        automatic rollback, the alert — all in one transaction. Returns None when
+        another worker decided first. A decision giving the canary more callers first
+        passes the gates (PolicyBlocked)."""
+        gated = self._gate(rollout, action, step, actor)
         now = now or utcnow()
         values: dict[str, Any] = {"decision": why, "updated_at": now}
         plan: dict[str, Any] | None = None
@@ -533,6 +562,9 @@ class RolloutService:
             plan = {"canary_weight": rollout.steps[step]}
         elif action == "pause":
             values.update(state="paused")
+            if step is not None:  # paused a step back: the canary's share lowered
+                values.update(step=step)
+                plan = {"canary_weight": rollout.steps[step] if step >= 0 else 0.0}
         elif action == "resume":
             values.update(state="running", step=max(rollout.step, 0), step_started_at=now)
             plan = {"canary_weight": rollout.steps[max(rollout.step, 0)]}

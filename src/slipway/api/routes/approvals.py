@@ -23,7 +23,7 @@ from slipway.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["approvals"], responses=PROTECTED)
 
-ApprovalState = Literal["pending", "approved", "rejected"]
+ApprovalState = Literal["pending", "approved", "rejected", "superseded"]
 
 
 class EvaluationBody(BaseModel):
@@ -156,9 +156,11 @@ async def list_approvals(
     runtime = runtime_of(request)
 
     def load() -> list[dict[str, Any]]:
-        found = runtime.approvals.list(model=model, version=version, state=state, limit=limit)
+        # Filter before the limit, so a model-scoped reader still gets its newest ones
+        # (approvals are few: people make them).
+        found = runtime.approvals.list(model=model, version=version, state=state, limit=None)
         visible = [a for a in found if principal.can(Permission.MODEL_READ, a.model)]
-        return _shown(runtime, visible)
+        return _shown(runtime, visible[:limit])
 
     return {"approvals": await run_in_threadpool(load)}
 
@@ -215,8 +217,9 @@ async def approve(
     body: Decision | None = None,
     principal: Principal = Depends(require(Permission.APPROVAL_DECIDE)),
 ) -> dict[str, Any]:
-    """Approve a pending request, binding it to the version's evidence as it is now.
-    ``rationale`` is required; the version's registrant is refused (403)."""
+    """Approve a pending request, bound to the evidence it was requested on (409, and
+    the request superseded, if that changed). ``rationale`` is required; the version's
+    registrant is refused (403)."""
     return await _decide(request, principal, approval_id, body, approve=True)
 
 

@@ -61,12 +61,18 @@ async def model_card(
     request: Request,
     number: int = VERSION_NUMBER,
     format: CardFormat = Query(default="json", description="json, markdown or html"),
-    _: Principal = Depends(require(Permission.MODEL_READ)),
+    principal: Principal = Depends(require(Permission.MODEL_READ)),
 ) -> dict[str, Any] | Response:
     """The version's model card, generated from the records (owners, lineage, the
     evaluation record as stored, contract, approvals, deployments, monitoring, test
-    score)."""
-    card = await run_in_threadpool(runtime_of(request).cards.card, name, number)
+    score). An endpoint's live monitoring shows only to readers of its monitoring."""
+
+    def shows_monitoring(endpoint: str) -> bool:
+        return principal.can(Permission.MONITOR_READ, endpoint)
+
+    card = await run_in_threadpool(
+        lambda: runtime_of(request).cards.card(name, number, shows_monitoring=shows_monitoring)
+    )
     if format == "markdown":
         return Response(to_markdown(card), media_type="text/markdown; charset=utf-8")
     if format == "html":

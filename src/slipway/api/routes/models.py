@@ -9,10 +9,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from slipway.access.authz import Permission, Principal
-from slipway.api.auth import actor_of, require, runtime_of
+from slipway.api.auth import actor_of, authorize_target, require, runtime_of
 from slipway.api.routes import PROTECTED, errors
+from slipway.registry.models import RISK_TIERS
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"], responses=PROTECTED)
+DEFAULT_RISK_TIER = "medium"
+
+
+async def _may_set_risk_tier(
+    request: Request, principal: Principal, new: str | None, current: str
+) -> None:
+    """A lower risk tier needs fewer approvals and keeps records for less time: only
+    whoever may write policies (admins) may lower one; anyone who may write the model
+    may raise it."""
+    if new is not None and RISK_TIERS.index(new) < RISK_TIERS.index(current):
+        await authorize_target(request, principal, Permission.POLICY_MANAGE, None)
 
 
 class ModelCreate(BaseModel):
@@ -48,6 +60,7 @@ async def create_model(
     principal: Principal = Depends(require(Permission.MODEL_WRITE)),
 ) -> dict[str, Any]:
     fields = body.model_dump()
+    await _may_set_risk_tier(request, principal, body.risk_tier, DEFAULT_RISK_TIER)
     model = await run_in_threadpool(
         runtime_of(request).models.create, actor=actor_of(request), **fields
     )
@@ -87,6 +100,9 @@ async def update_model(
     principal: Principal = Depends(require(Permission.MODEL_WRITE)),
 ) -> dict[str, Any]:
     fields = body.model_dump(exclude_none=True)
+    if body.risk_tier is not None:
+        current = await run_in_threadpool(runtime_of(request).models.get, name)
+        await _may_set_risk_tier(request, principal, body.risk_tier, current.risk_tier)
     model = await run_in_threadpool(
         runtime_of(request).models.update, name, actor=actor_of(request), **fields
     )

@@ -82,7 +82,8 @@ async def submit_feedback(
     _: Principal = Depends(require(Permission.FEEDBACK_WRITE)),
 ) -> dict[str, Any]:
     """Ground truth for prediction ids of this endpoint (up to 10,000 per call). Every id
-    is reported: accepted, updated (a new label for a known id), unknown or invalid."""
+    is reported: accepted, updated (a new label for a known id), overridden (a reviewer
+    overrode it: the correction stands), unknown or invalid."""
     rt = runtime_of(request)
     await run_in_threadpool(rt.endpoints.get, endpoint)
     return await run_in_threadpool(
