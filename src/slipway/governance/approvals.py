@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select, update
 from slipway.audit import Actor, append, canonical_json
 from slipway.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from slipway.governance.evaluations import EvaluationService
+from slipway.governance.statements import statement
 from slipway.ids import new_id, utcnow
 from slipway.registry.versions import Version, VersionService
 from slipway.store.engine import transaction
@@ -29,7 +30,6 @@ from slipway.store.tables import approvals, versions
 # superseded: the evidence changed while the request was pending, so nobody may decide
 # on it any more (what a decider would see is not what was asked for); request again.
 STATES = ("pending", "approved", "rejected", "superseded")
-MAX_TEXT = 4000
 
 
 @dataclass(frozen=True)
@@ -110,19 +110,6 @@ def _approval(row: Any) -> Approval:
     return Approval(**row._asdict())
 
 
-def _text(value: Any, name: str, *, required: bool) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise ValidationFailed.field(name, "must be a string")
-    text = str(value).strip()
-    if required and not text:
-        raise ValidationFailed.field(name, "is required: say why")
-    if len(text) > MAX_TEXT:
-        raise ValidationFailed.field(name, f"at most {MAX_TEXT} characters")
-    return text
-
-
 def _supersede(conn: Any, pending: Approval, changed: Sequence[str], actor: Actor) -> None:
     """Close ``pending`` as superseded (its evidence changed), audited, in ``conn``'s
     transaction; a no-op if it was decided meanwhile."""
@@ -164,7 +151,7 @@ class ApprovalService:
 
     def request(self, model: str, number: int, *, actor: Actor, note: str = "") -> Approval:
         """Ask for an approval of version ``number``; one pending request per version."""
-        clean_note = _text(note, "note", required=False)
+        clean_note = statement(note, "note", required=False)
         version = self.versions.get(model, number)
         if version.status != "ready":
             raise Conflict(f"version {number} of {model!r} is {version.status}, not ready")
@@ -230,7 +217,7 @@ class ApprovalService:
         model (what policies count). When the version's evidence changed since the
         request, nobody may decide on it: it is superseded (Conflict), and the new
         evidence needs a new request."""
-        why = _text(rationale, "rationale", required=True)
+        why = statement(rationale, "rationale")
         current = self.get(approval_id)
         if current.state != "pending":
             raise Conflict(f"approval {approval_id} is already {current.state}")

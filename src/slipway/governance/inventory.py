@@ -25,7 +25,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from slipway.audit import Actor, append
-from slipway.errors import Conflict, ValidationFailed
+from slipway.errors import Conflict
+from slipway.governance.statements import statement
 from slipway.governance.testscore import TestScoreService
 from slipway.ids import new_id, utcnow
 from slipway.registry.models import Model, ModelService
@@ -34,7 +35,6 @@ from slipway.store.engine import transaction
 from slipway.store.tables import approvals, reviews, versions
 
 REVIEW_INTERVAL_DAYS = {"high": 90, "medium": 180, "low": 365}
-MAX_NOTES = 4000
 COLUMNS = (
     "name",
     "owner",
@@ -108,13 +108,10 @@ class InventoryService:
     # -- reviews ------------------------------------------------------------------------
     def review(self, model: str, *, notes: str, actor: Actor) -> Review:
         """Record a periodic review of ``model``; the next one is due an interval later."""
-        if not isinstance(notes, str) or not notes.strip():
-            raise ValidationFailed.field("notes", "is required: say what the review found")
-        if len(notes.strip()) > MAX_NOTES:
-            raise ValidationFailed.field("notes", f"at most {MAX_NOTES} characters")
+        text = statement(notes, "notes", asks="say what the review found")
         if self.models.get(model).status == "retired":
             raise Conflict(f"model {model!r} is retired")
-        found = Review(new_id(), model, actor.name, notes.strip(), utcnow())
+        found = Review(new_id(), model, actor.name, text, utcnow())
         with transaction(self.engine) as conn:
             conn.execute(reviews.insert().values(**asdict(found)))
             append(

@@ -36,6 +36,7 @@ from sqlalchemy import Column, Connection, Engine, Table, delete, func, or_, sel
 
 from slipway.audit import SYSTEM, Actor, append
 from slipway.errors import Conflict, NotFound, ValidationFailed
+from slipway.governance.statements import statement
 from slipway.ids import utcnow
 from slipway.registry.models import RISK_TIERS, Model
 from slipway.settings import Settings
@@ -43,7 +44,6 @@ from slipway.store.engine import backend_name, transaction
 from slipway.store.tables import feedback, models, prediction_records, quarantine
 
 MAX_DAYS = 36_500  # 100 years: past it "now - days" leaves the calendar
-MAX_REASON = 2000
 # pg_advisory_xact_lock key that serializes purges across workers and replicas.
 _PURGE_LOCK = int.from_bytes(b"slw:rtn!", "big") & (2**63 - 1)
 
@@ -85,14 +85,6 @@ def days_by_tier(source: Settings | Mapping[str, Any]) -> dict[str, int]:
         if unknown:
             raise ValidationFailed.field(unknown[0], f"not a risk tier ({', '.join(RISK_TIERS)})")
     return out
-
-
-def _required_reason(reason: Any) -> str:
-    if not isinstance(reason, str) or not reason.strip():
-        raise ValidationFailed.field("reason", "required: why (it is audited)")
-    if len(reason) > MAX_REASON:
-        raise ValidationFailed.field("reason", f"at most {MAX_REASON} characters")
-    return reason.strip()
 
 
 def _hold_of(model: Model) -> dict[str, Any]:
@@ -232,7 +224,7 @@ class RetentionService:
     def hold(self, name: str, reason: str, *, actor: Actor) -> Model:
         """Put model ``name`` under legal hold: no purge deletes anything of it until it
         is released. Holding a held model is a Conflict (the first hold's reason stands)."""
-        reason = _required_reason(reason)
+        reason = statement(reason, "reason", asks="why (it is audited)")
         with transaction(self.engine) as conn:
             current = self._locked(conn, name)
             if current.legal_hold_at is not None:
@@ -252,7 +244,7 @@ class RetentionService:
     def release(self, name: str, reason: str, *, actor: Actor) -> Model:
         """Lift the legal hold of model ``name``; the next purge applies retention to it
         again. Releasing a model that is not held is a Conflict."""
-        reason = _required_reason(reason)
+        reason = statement(reason, "reason", asks="why (it is audited)")
         with transaction(self.engine) as conn:
             current = self._locked(conn, name)
             if current.legal_hold_at is None:

@@ -27,7 +27,9 @@ from slipway.audit import Actor, append
 from slipway.errors import Conflict, NotFound, ValidationFailed
 from slipway.governance.approvals import ApprovalService
 from slipway.governance.evaluations import EvaluationService
-from slipway.governance.testscore_evidence import Evidence, PolicyView, Serving, automatic
+from slipway.governance.policy_spec import PolicySpec
+from slipway.governance.statements import statement
+from slipway.governance.testscore_evidence import Evidence, Serving, automatic
 from slipway.ids import new_id, utcnow
 from slipway.monitoring.monitors import MonitorService
 from slipway.registry.models import ModelService
@@ -99,7 +101,6 @@ BANDS: tuple[tuple[float, str, str], ...] = (
     ),
     (float("inf"), "> 5", "Exceptional levels of automated testing and monitoring."),
 )
-MAX_NOTE = 4000
 MAX_URL = 2048
 _URL = re.compile(r"^https?://[^\s/]+\S*$")
 
@@ -243,14 +244,6 @@ def _url(value: Any) -> str:
     return url
 
 
-def _note(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationFailed.field("note", "is required: say what the evidence shows")
-    if len(value.strip()) > MAX_NOTE:
-        raise ValidationFailed.field("note", f"at most {MAX_NOTE} characters")
-    return value.strip()
-
-
 class TestScoreService:
     __test__ = False  # not a pytest class, whatever its name says
 
@@ -280,7 +273,7 @@ class TestScoreService:
         attestation of a test is the one that counts."""
         clean_test = check_test(test)
         url = _url(evidence_url)
-        text = _note(note)
+        text = statement(note, "note", asks="say what the evidence shows")
         if self.models.get(model).status == "retired":
             raise Conflict(f"model {model!r} is retired")
         row: dict[str, Any] = {
@@ -409,7 +402,7 @@ class TestScoreService:
                     primary=primaries[ep.version_id],
                     monitors=tuple(m for m in self.monitors.list(ep.name) if m.enabled),
                     has_labels=ep.name in labeled,
-                    policies=tuple(p for p in policy_views if p.applies_to(ep.name)),
+                    policies=tuple(p for p in policy_views if _checks_serving(p, ep.name)),
                     canaried=(ep.name, ep.version_id) in promoted,
                 )
             )
@@ -436,7 +429,13 @@ class TestScoreService:
         ready = [r for r in rows if r.status == "ready"]
         return self.versions.get_by_id((ready or rows)[0].id)
 
-    def _policies(self) -> list[PolicyView]:
+    def _policies(self) -> list[PolicySpec]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(policies.c.name, policies.c.spec)).all()
-        return [PolicyView.from_spec(r.name, r.spec) for r in rows]
+        return [PolicySpec.from_dict(r.name, r.spec) for r in rows]
+
+
+def _checks_serving(policy: PolicySpec, endpoint: str) -> bool:
+    """Whether ``policy`` checks what ``endpoint`` serves: it gates a deploy or a
+    promotion there."""
+    return policy.applies(endpoint, "deploy") or policy.applies(endpoint, "promote")

@@ -31,9 +31,9 @@ Automatic rules (each says what proved it):
     monitor-6 an enabled latency monitor on each endpoint
     monitor-7 an enabled label-quality monitor on each endpoint, with labels arriving
 
-Policies are read from the ``policies`` table's parsed spec (``applies_to.endpoints`` and
-``stages`` fnmatch patterns, ``checks``): a policy in force today gates the next deploy,
-which is what "validated before serving" asks of a process. The rules are pure functions
+Policies count for an endpoint when they gate a deploy or a promotion there
+(``PolicySpec.applies``): a policy in force today gates the next deploy, which is what
+"validated before serving" asks of a process. The rules are pure functions
 of :class:`Evidence`; gathering it from the store is ``TestScoreService.evidence``.
 """
 
@@ -41,10 +41,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import Any
 
 from slipway.governance.evaluations import EvaluationRecord
+from slipway.governance.policy_spec import CheckSpec, PolicySpec
 from slipway.monitoring.monitors import METRICS, Monitor
 from slipway.registry.versions import Version
 from slipway.serving.endpoints import Endpoint
@@ -61,40 +61,6 @@ _OFFLINE_NAME = {"calibration_error": "ece"}
 
 
 @dataclass(frozen=True)
-class PolicyView:
-    """A stored policy as the score reads it (name, endpoint patterns, checks)."""
-
-    name: str
-    endpoints: tuple[str, ...]
-    checks: tuple[Mapping[str, Any], ...]
-
-    @classmethod
-    def from_spec(cls, name: str, spec: Any) -> PolicyView:
-        spec = spec if isinstance(spec, Mapping) else {}
-        applies = spec.get("applies_to")
-        applies = applies if isinstance(applies, Mapping) else {}
-        # A stage is a name pattern too: the endpoints whose names match it.
-        patterns = [
-            str(p)
-            for key in ("endpoints", "stages")
-            if isinstance(applies.get(key), list)
-            for p in applies[key]
-        ]
-        checks = spec.get("checks")
-        return cls(
-            name,
-            tuple(patterns),
-            tuple(c for c in checks if isinstance(c, Mapping)) if isinstance(checks, list) else (),
-        )
-
-    def applies_to(self, endpoint: str) -> bool:
-        return any(fnmatchcase(endpoint, pattern) for pattern in self.endpoints)
-
-    def has_check(self, accept: Callable[[Mapping[str, Any]], bool]) -> bool:
-        return any(accept(c) for c in self.checks)
-
-
-@dataclass(frozen=True)
 class Serving:
     """One endpoint serving the model: its primary version and what guards it."""
 
@@ -102,7 +68,7 @@ class Serving:
     primary: Version
     monitors: tuple[Monitor, ...]  # the enabled ones
     has_labels: bool
-    policies: tuple[PolicyView, ...]  # the ones applying to this endpoint
+    policies: tuple[PolicySpec, ...]  # the ones checking what this endpoint serves
     canaried: bool  # the primary arrived through a promoted rollout that took traffic
 
     @property
@@ -119,12 +85,16 @@ class Evidence:
     serving: tuple[Serving, ...] = field(default_factory=tuple)
 
 
-def _is_slice_check(check: Mapping[str, Any]) -> bool:
-    return check.get("type") == "metric" and check.get("per_slice") is True
+def _is_slice_check(check: CheckSpec) -> bool:
+    return check.type == "metric" and check.options.get("per_slice") is True
 
 
-def _is_quality_check(check: Mapping[str, Any]) -> bool:
-    return check.get("type") in ("metric", "baseline")
+def _is_quality_check(check: CheckSpec) -> bool:
+    return check.type in ("metric", "baseline")
+
+
+def _has_check(policy: PolicySpec, accept: Callable[[CheckSpec], bool]) -> bool:
+    return any(accept(c) for c in policy.checks)
 
 
 def _monitor(s: Serving, accept: Callable[[Monitor], bool]) -> Monitor | None:
@@ -219,7 +189,7 @@ def _model_6(e: Evidence) -> str | None:
         return None
 
     def holds(s: Serving) -> str | None:
-        found = [p.name for p in s.policies if p.has_check(_is_slice_check)]
+        found = [p.name for p in s.policies if _has_check(p, _is_slice_check)]
         return f"policy {', '.join(found)}" if found else None
 
     count = len(e.evaluation.slices)
@@ -250,7 +220,7 @@ def _infra_2(e: Evidence) -> str | None:
 
 def _infra_4(e: Evidence) -> str | None:
     def holds(s: Serving) -> str | None:
-        found = [p.name for p in s.policies if p.has_check(_is_quality_check)]
+        found = [p.name for p in s.policies if _has_check(p, _is_quality_check)]
         return f"policy {', '.join(found)}" if found else None
 
     return _on_every_endpoint(e, holds, "a policy checks quality before serving")

@@ -18,7 +18,8 @@ from slipway.api.auth import actor_of, authorize_target, require, runtime_of
 from slipway.api.routes import MAX_INT32, PROTECTED, errors
 from slipway.api.routes.versions import VERSION_NUMBER
 from slipway.errors import ValidationFailed
-from slipway.governance.approvals import MAX_TEXT, Approval, Binding
+from slipway.governance.approvals import Approval, Binding
+from slipway.governance.statements import MAX_CHARS
 from slipway.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["approvals"], responses=PROTECTED)
@@ -40,12 +41,12 @@ class EvaluationBody(BaseModel):
 
 class ApprovalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    note: str = Field(default="", max_length=MAX_TEXT)
+    note: str = Field(default="", max_length=MAX_CHARS)
 
 
 class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rationale: str = Field(min_length=1, max_length=MAX_TEXT)
+    rationale: str = Field(min_length=1, max_length=MAX_CHARS)
 
 
 def _shown(runtime: Runtime, found: list[Approval]) -> list[dict[str, Any]]:

@@ -17,8 +17,9 @@ from slipway.api.auth import actor_of, require, runtime_of
 from slipway.api.routes import PROTECTED, errors
 from slipway.api.routes.versions import VERSION_NUMBER
 from slipway.governance.card import to_html, to_markdown
-from slipway.governance.inventory import MAX_NOTES, to_csv
-from slipway.governance.testscore import MAX_NOTE, MAX_URL
+from slipway.governance.inventory import to_csv
+from slipway.governance.statements import MAX_CHARS
+from slipway.governance.testscore import MAX_URL
 
 router = APIRouter(prefix="/api/v1", tags=["governance"], responses=PROTECTED)
 
@@ -40,12 +41,12 @@ class AttestationBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     test: str = Field(min_length=1, max_length=16, description="e.g. data-2 (see test-score)")
     evidence_url: str = Field(min_length=1, max_length=MAX_URL)
-    note: str = Field(min_length=1, max_length=MAX_NOTE)
+    note: str = Field(min_length=1, max_length=MAX_CHARS)
 
 
 class ReviewBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    notes: str = Field(min_length=1, max_length=MAX_NOTES)
+    notes: str = Field(min_length=1, max_length=MAX_CHARS)
 
 
 # -- the model card ------------------------------------------------------------------------

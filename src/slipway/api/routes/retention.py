@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from slipway.access.authz import Permission, Principal
 from slipway.api.auth import actor_of, require, runtime_of
 from slipway.api.routes import PROTECTED, errors
-from slipway.governance.retention import MAX_REASON
+from slipway.governance.statements import MAX_CHARS
 
 router = APIRouter(prefix="/api/v1", tags=["retention"], responses=PROTECTED)
 
@@ -25,7 +25,7 @@ class HoldReason(BaseModel):
     """Why the hold is placed or lifted: required (the service names an empty one)."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(max_length=MAX_REASON)
+    reason: str = Field(max_length=MAX_CHARS)
 
 
 @router.get("/retention")
