@@ -80,7 +80,9 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
-        engine = open_engine(settings.resolved_database_url)
+        engine = open_engine(
+            settings.resolved_database_url, busy_timeout_s=settings.store_busy_timeout_s
+        )
         if migrate:
             upgrade(engine)
         artifacts = ArtifactStore(

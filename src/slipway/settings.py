@@ -71,6 +71,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Longest wait to gather more records into one commit (ms). 0: commit at once; "
         "records arriving during a commit share the next one.",
     ),
+    Setting(
+        "store_busy_timeout_s",
+        float,
+        30.0,
+        "SQLite: longest wait for a write lock another process holds before giving up "
+        "(a prediction whose record cannot be written in time is answered 503).",
+    ),
     Setting("predict_threads", int, 4, "Threads that run model predictions."),
     Setting("sync_interval_s", float, 1.0, "How often a server re-reads endpoint deployments."),
     Setting("shutdown_grace_s", float, 30.0, "Time in-flight requests get after SIGTERM."),

@@ -14,11 +14,13 @@ from typing import Any
 import msgspec
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from slipway.errors import DeadlineExceeded, Overloaded, RateLimited, SlipwayError
+from slipway.store.engine import store_unavailable
 
 log = logging.getLogger("slipway.api")
 
@@ -139,10 +141,41 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers) if exc.headers else None,
         )
 
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _store_error(request: Request, exc: Exception) -> Response:
+        if not store_unavailable(exc):
+            raise exc  # a bug, not an outage: on to the generic 500 below
+        return store_unavailable_error(request_id_of(request), exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.error("request %s failed", request_id_of(request), exc_info=exc)
         return internal_error(request_id_of(request))
+
+
+def store_unavailable_error(request_id: str, exc: BaseException) -> Response:
+    """The store is out of reach (down, locked past the busy timeout, connection lost):
+    a state a retry may get past, so 503 with Retry-After, not a 500. One log line per
+    request rather than a traceback each, since an outage fails every request."""
+    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    log.warning("request %s: store unavailable: %s", request_id, cause[0] if cause else "")
+    return error_response(
+        503,
+        "unavailable",
+        "the store is unavailable; retry later",
+        request_id=request_id,
+        headers={"Retry-After": "1"},
+    )
+
+
+def unexpected_error(request_id: str, exc: BaseException) -> Response:
+    """The answer to an exception no handler took (the inference fast path catches its
+    own): 503 when the store is out of reach, else a generic 500, logged."""
+    if store_unavailable(exc):
+        return store_unavailable_error(request_id, exc)
+    log.error("request %s failed", request_id, exc_info=exc)
+    return internal_error(request_id)
 
 
 def internal_error(request_id: str) -> Response:

@@ -11,7 +11,6 @@ suite) covers them; every other path — control API, health, metrics — goes t
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,11 +22,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from slipway.access.authz import Permission
 from slipway.api.auth import admitted
-from slipway.api.errors import internal_error, request_id_of, slipway_error_response
+from slipway.api.errors import request_id_of, slipway_error_response, unexpected_error
 from slipway.api.middleware import RequestContext
 from slipway.errors import SlipwayError
-
-log = logging.getLogger("slipway.api")
 
 Handler = Callable[..., Awaitable[Response]]
 _SEGMENT = r"(?P<endpoint>[^/]+)"
@@ -66,7 +63,6 @@ class InferenceFastPath:
                 response = await handler(endpoint, request, principal)
         except SlipwayError as exc:
             response = slipway_error_response(request_id_of(request), exc)
-        except Exception:
-            log.exception("request %s failed", request_id_of(request))
-            response = internal_error(request_id_of(request))
+        except Exception as exc:
+            response = unexpected_error(request_id_of(request), exc)
         await response(scope, receive, send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,20 +10,30 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from slipway.errors import ValidationFailed
+
+PG_CONNECT_TIMEOUT_S = 5
 
 
-def open_engine(url: str, **kwargs: Any) -> Engine:
+def open_engine(url: str, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Engine:
     """Create an engine with the pragmas slipway relies on.
 
     SQLite: WAL so readers never block the writer, ``synchronous=FULL`` so a committed
-    prediction record survives power loss, a busy timeout instead of instant
-    ``database is locked``, and foreign keys on. PostgreSQL: ``synchronous_commit=on``.
+    prediction record survives power loss, a busy timeout (``busy_timeout_s``, the
+    ``store_busy_timeout_s`` setting) instead of instant ``database is locked``, and
+    foreign keys on. PostgreSQL: ``synchronous_commit=on``.
     """
+    if busy_timeout_s < 0:
+        raise ValidationFailed.field("store_busy_timeout_s", f"must be >= 0, got {busy_timeout_s}")
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        busy_ms = int(busy_timeout_s * 1000)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_s}, **kwargs)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -33,7 +44,7 @@ def open_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -45,6 +56,12 @@ def open_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
+    if parsed.get_backend_name() == "postgresql":
+        # A server that drops packets instead of refusing must fail a connect in seconds
+        # (503, retried), not after the OS's TCP timeout of minutes.
+        kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S} | kwargs.get(
+            "connect_args", {}
+        )
     engine = create_engine(url, pool_pre_ping=True, **kwargs)
     if parsed.get_backend_name() == "postgresql":
 
@@ -80,3 +97,32 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 
 def backend_name(engine: Engine) -> str:
     return engine.url.get_backend_name()
+
+
+# SQLite primary result codes that say the database cannot be used right now (locked
+# by another process, disk full or failing) rather than that a statement is wrong:
+# SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL.
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 10, 13, 14, 15})
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the store is out of reach for now — down, unreachable,
+    locked past the busy timeout, its connection lost, no pooled connection free — so
+    the request may succeed if retried later (503), as opposed to a bug (500)."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if isinstance(exc.orig, sqlite3.Error):
+        # Extended result codes keep the primary code in their low byte; an error raised
+        # by the sqlite3 module itself has no code and is not the store's state.
+        code = getattr(exc.orig, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF in _SQLITE_UNAVAILABLE
+    # PostgreSQL (psycopg): OperationalError is connection failures and SQLSTATE classes
+    # 08 (connection), 53 (resources), 57 (operator intervention, e.g. admin shutdown)
+    # and 58 (system error).
+    return True
