@@ -203,10 +203,12 @@ class Client:
         allow_breaking: bool = False,
         reason: str = "",
         latency_slo_ms: float | None = None,
+        **limits: int | float | None,
     ) -> dict[str, Any]:
         """Serve ``model`` v``version`` on ``endpoint``. A breaking input-contract change
-        needs ``allow_breaking=True`` and a ``reason`` (both audited)."""
-        body: dict[str, Any] = {"model": model, "version": version}
+        needs ``allow_breaking=True`` and a ``reason`` (both audited). ``limits`` set
+        serving limits as :meth:`set_endpoint_limits` does."""
+        body: dict[str, Any] = {"model": model, "version": version, **limits}
         if contract_mode is not None:
             body["contract_mode"] = contract_mode
         if allow_breaking:
@@ -214,6 +216,15 @@ class Client:
         if latency_slo_ms is not None:
             body["latency_slo_ms"] = latency_slo_ms
         return self._call("POST", f"/api/v1/endpoints/{endpoint}/deploy", json=body)
+
+    def set_endpoint_limits(
+        self, endpoint: str, *, reason: str = "", **limits: int | float | None
+    ) -> dict[str, Any]:
+        """Override the server's serving limits on ``endpoint``: ``max_inflight``,
+        ``max_queue``, ``request_timeout_s``, ``batch_max_rows``, ``batch_wait_ms``;
+        ``None`` clears an override, limits not named keep their value."""
+        body: dict[str, Any] = {**limits, "reason": reason}
+        return self._call("PUT", f"/api/v1/endpoints/{endpoint}/limits", json=body)
 
     # -- traffic plans and rollouts ---------------------------------------------------------
     def set_traffic(

@@ -164,6 +164,7 @@ class Runtime:
                 admission=Admission(settings.max_inflight, settings.max_queue),
                 batch_max_rows=settings.batch_max_rows,
                 batch_wait_ms=settings.batch_wait_ms,
+                request_timeout_s=settings.request_timeout_s,
             ),
             tokens=tokens,
             principals=PrincipalService(engine, tokens),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from slipway.errors import ValidationFailed
+from slipway.serving.limits import RANGES as LIMIT_RANGES
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,9 @@ class Settings:
                 raw = s.default
             values[s.name] = _coerce(s, raw)
         values["home"] = str(Path(values["home"]).expanduser())
+        # The serving limits accept what an endpoint's own overrides accept.
+        for name, allowed in LIMIT_RANGES.items():
+            values[name] = allowed.check(_BY_NAME[name].env_var, values[name])
         self._values = values
 
     @staticmethod

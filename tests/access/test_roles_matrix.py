@@ -206,6 +206,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/models/{name}/versions"): {"json": {}},
     ("POST", "/api/v1/models/{name}/versions/{number}/retire"): {},
     ("POST", "/api/v1/endpoints/{name}/deploy"): {"json": {"model": MODEL_A, "version": 0}},
+    ("PUT", "/api/v1/endpoints/{name}/limits"): {"json": {"max_inflight": 0}},
     ("POST", "/v1/endpoints/{endpoint}/predict"): {"json": {"inputs": ROWS}},
     ("POST", "/v2/models/{endpoint}/infer"): {"json": {"inputs": V2_INPUTS}},
     ("POST", "/api/v1/principals"): {"json": {}},

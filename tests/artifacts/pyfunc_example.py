@@ -75,3 +75,26 @@ class FaultyModel:
             out["predictions"] = 1 - out["predictions"]
             out["probabilities"] = out["probabilities"][:, ::-1]
         return out
+
+
+# The row count of every call of each RecordingModel, by tag: how a test sees which
+# requests micro-batching merged into one call.
+CALLS: dict[str, list[int]] = {}
+
+
+class RecordingModel:
+    """ThresholdModel's answers after ``delay_s`` per call, noting each call's row count
+    in ``CALLS[tag]``. Batchable: concurrent requests may share a call."""
+
+    def __init__(self, tag: str, delay_s: float = 0.0) -> None:
+        self.model = ThresholdModel()
+        self.tag = tag
+        self.delay_s = delay_s
+
+    def predict(self, X: np.ndarray) -> Any:
+        import time
+
+        CALLS.setdefault(self.tag, []).append(len(X))
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return self.model.predict(X)

@@ -165,8 +165,8 @@ def test_csv_and_json_exports_read_back(runtime: Runtime) -> None:
 
 
 def test_csv_cells_never_start_a_spreadsheet_formula() -> None:
-    rows = [{"name": "m", "owner": "=HYPERLINK(\"http://x\")", "tags": ["@cmd", "ok"]}]
+    rows = [{"name": "m", "owner": '=HYPERLINK("http://x")', "tags": ["@cmd", "ok"]}]
     [parsed] = list(csv.DictReader(io.StringIO(to_csv(rows))))
-    assert parsed["owner"] == "'=HYPERLINK(\"http://x\")"
+    assert parsed["owner"] == '\'=HYPERLINK("http://x")'
     assert parsed["tags"] == "'@cmd; ok"
     assert parsed["name"] == "m"

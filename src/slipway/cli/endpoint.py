@@ -1,6 +1,8 @@
-"""``slipway endpoint ...``: deploy, the traffic plan, the stop switch, shadow reports.
+"""``slipway endpoint ...``: deploy, serving limits, the traffic plan, the stop switch,
+shadow reports.
 
-slipway endpoint deploy churn --model churn --version 3
+slipway endpoint deploy churn --model churn --version 3 --max-inflight 32
+slipway endpoint limits churn --timeout 2 --max-queue 16 --clear batch-wait-ms
 slipway endpoint traffic churn --canary 4 --weight 10 --shadow 5 --reason "try v4"
 slipway endpoint stop churn --reason "bad scores" --fallback-version 2
 slipway endpoint shadow-report churn --window 6h
@@ -16,6 +18,7 @@ from slipway.cli import output
 from slipway.cli.common import JSON_OPTION, client
 from slipway.cli.monitor import parse_window
 from slipway.errors import ValidationFailed
+from slipway.serving.limits import LIMIT_NAMES
 
 app = typer.Typer(help="Endpoints: the names callers use.", no_args_is_help=True)
 
@@ -36,6 +39,8 @@ DETAIL_COLUMNS = (
     "shadows",
     "stopped",
     *COLUMNS[4:],
+    "limits",
+    "effective_limits",
 )
 SHADOW_COLUMNS = (
     "version",
@@ -67,7 +72,53 @@ def _plan(data: dict[str, Any]) -> dict[str, Any]:
         shown["stopped"] = f"since {data.get('stopped_at')}, {answer}: {data.get('stop_reason')}"
     else:
         shown["stopped"] = "no"
+    own = {k: v for k, v in (data.get("limits") or {}).items() if v is not None}
+    shown["limits"] = _limits_text(own) if own else "the server's settings"
+    effective = data.get("effective_limits")
+    shown["effective_limits"] = _limits_text(effective) if effective else None
     return shown
+
+
+def _limits_text(limits: dict[str, Any]) -> str:
+    return ", ".join(f"{name}={value:g}" for name, value in limits.items())
+
+
+# The limit options of ``deploy`` and ``limits``; None: not given (keeps its value).
+_MAX_INFLIGHT = typer.Option(None, help="Requests run at once per worker.")
+_MAX_QUEUE = typer.Option(None, help="Requests waiting per worker; beyond it: 503.")
+_TIMEOUT = typer.Option(
+    None, "--timeout", help="Request timeout in seconds: not started by then, 504."
+)
+_BATCH_MAX_ROWS = typer.Option(
+    None, help="Most rows merged into one model call; 0 turns micro-batching off."
+)
+_BATCH_WAIT_MS = typer.Option(None, help="Longest wait for more requests when idle (ms).")
+# --clear accepts a limit's option name or its field name.
+_CLEAR_NAMES = {
+    "max-inflight": "max_inflight",
+    "max-queue": "max_queue",
+    "timeout": "request_timeout_s",
+    "batch-max-rows": "batch_max_rows",
+    "batch-wait-ms": "batch_wait_ms",
+    **{name: name for name in LIMIT_NAMES},
+}
+
+
+def _given_limits(
+    max_inflight: int | None,
+    max_queue: int | None,
+    timeout: float | None,
+    batch_max_rows: int | None,
+    batch_wait_ms: float | None,
+) -> dict[str, int | float]:
+    given = {
+        "max_inflight": max_inflight,
+        "max_queue": max_queue,
+        "request_timeout_s": timeout,
+        "batch_max_rows": batch_max_rows,
+        "batch_wait_ms": batch_wait_ms,
+    }
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _show(data: dict[str, Any], as_json: bool) -> None:
@@ -86,9 +137,16 @@ def deploy(
         False, help="Deploy even if the input contract refuses what callers send today."
     ),
     reason: str = typer.Option("", help="Why (required with --allow-breaking; audited)."),
+    max_inflight: int = _MAX_INFLIGHT,
+    max_queue: int = _MAX_QUEUE,
+    timeout: float = _TIMEOUT,
+    batch_max_rows: int = _BATCH_MAX_ROWS,
+    batch_wait_ms: float = _BATCH_WAIT_MS,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Serve MODEL version VERSION on endpoint NAME (created if new)."""
+    """Serve MODEL version VERSION on endpoint NAME (created if new). The limit options
+    override the server's settings on NAME, as ``slipway endpoint limits`` does."""
+    limits = _given_limits(max_inflight, max_queue, timeout, batch_max_rows, batch_wait_ms)
     with client() as c:
         data = c.deploy(
             name,
@@ -97,6 +155,7 @@ def deploy(
             contract_mode=contract_mode,
             allow_breaking=allow_breaking,
             reason=reason,
+            **limits,
         )
     output.emit_json(data) if as_json else output.record(data, COLUMNS)
 
@@ -114,6 +173,47 @@ def show(name: str, as_json: bool = JSON_OPTION) -> None:
     """Show one endpoint: what it serves, its traffic plan and its stop state."""
     with client() as c:
         data = c.get_endpoint(name)
+    _show(data, as_json)
+
+
+@app.command("limits")
+def limits(
+    name: str,
+    max_inflight: int = _MAX_INFLIGHT,
+    max_queue: int = _MAX_QUEUE,
+    timeout: float = _TIMEOUT,
+    batch_max_rows: int = _BATCH_MAX_ROWS,
+    batch_wait_ms: float = _BATCH_WAIT_MS,
+    clear: list[str] = typer.Option(
+        [],
+        help="A limit to hand back to the server's setting (max-inflight, max-queue, "
+        "timeout, batch-max-rows, batch-wait-ms, or all); repeat.",
+    ),
+    reason: str = typer.Option("", help="Why (audited)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Set NAME's own serving limits over the server's settings; limits not named keep
+    their value. Every worker applies them at its next sync (sync_interval_s)."""
+    changes: dict[str, int | float | None] = dict(
+        _given_limits(max_inflight, max_queue, timeout, batch_max_rows, batch_wait_ms)
+    )
+    for item in clear:
+        if item == "all":
+            cleared = list(LIMIT_NAMES)
+        elif item in _CLEAR_NAMES:
+            cleared = [_CLEAR_NAMES[item]]
+        else:
+            raise ValidationFailed.field(
+                "--clear", f"unknown limit {item!r}; one of {', '.join(_CLEAR_NAMES)} or all"
+            )
+        for limit in cleared:
+            if changes.get(limit) is not None:
+                raise ValidationFailed.field("--clear", f"{limit} is both set and cleared")
+            changes[limit] = None
+    if not changes:
+        raise ValidationFailed.field("limits", "give a limit to set or one to --clear")
+    with client() as c:
+        data = c.set_endpoint_limits(name, reason=reason, **changes)
     _show(data, as_json)
 
 

@@ -1,11 +1,12 @@
 """Admission control: bounded work per endpoint, and deadlines.
 
 Each endpoint runs at most ``max_inflight`` requests at once and lets at most
-``max_queue`` more wait for a turn. A request beyond that is refused at once with 503
-``overloaded`` and ``Retry-After`` — cheaper for everyone than a queue that grows until
-every request times out. A waiting request whose deadline passes leaves the queue with
-504 ``deadline_exceeded`` and is never run. Health and control routes do not pass
-through here, so they answer however loaded inference is.
+``max_queue`` more wait for a turn (the server's bounds, or the endpoint's own, given
+with each request: a change applies from the next request). A request beyond that is
+refused at once with 503 ``overloaded`` and ``Retry-After`` — cheaper for everyone than
+a queue that grows until every request times out. A waiting request whose deadline
+passes leaves the queue with 504 ``deadline_exceeded`` and is never run. Health and
+control routes do not pass through here, so they answer however loaded inference is.
 
 Everything runs on the event loop: plain counters and futures, no locks.
 """
@@ -27,6 +28,9 @@ from slipway.metrics import SHED
 class _Gate:
     inflight: int = 0
     waiting: deque[asyncio.Future[None]] = field(default_factory=deque)
+    # The bound the latest request brought: releases hand slots over up to it, so a
+    # lowered bound drains to it and a raised one lets waiters in at once.
+    max_inflight: int = 1
 
 
 class Admission:
@@ -36,12 +40,28 @@ class Admission:
         self._gates: dict[str, _Gate] = {}
 
     @asynccontextmanager
-    async def slot(self, endpoint: str, deadline: float | None = None) -> AsyncIterator[None]:
+    async def slot(
+        self,
+        endpoint: str,
+        deadline: float | None = None,
+        *,
+        max_inflight: int | None = None,
+        max_queue: int | None = None,
+    ) -> AsyncIterator[None]:
         """Hold one of ``endpoint``'s in-flight slots; ``deadline`` is a
-        ``time.monotonic()`` instant after which the request must not start."""
-        gate = self._gates.setdefault(endpoint, _Gate())
-        if gate.inflight >= self.max_inflight:
-            await self._wait(endpoint, gate, deadline)
+        ``time.monotonic()`` instant after which the request must not start;
+        ``max_inflight`` / ``max_queue`` are the endpoint's bounds (default: the
+        server's)."""
+        gate = self._gates.get(endpoint)
+        if gate is None:
+            gate = self._gates[endpoint] = _Gate()
+        gate.max_inflight = self.max_inflight if max_inflight is None else max_inflight
+        if gate.waiting:  # the bound may have been raised: waiters go first
+            self._hand_over(gate)
+        if gate.inflight >= gate.max_inflight:
+            await self._wait(
+                endpoint, gate, deadline, self.max_queue if max_queue is None else max_queue
+            )
         else:
             gate.inflight += 1
         try:
@@ -52,12 +72,14 @@ class Admission:
         finally:
             self._release(gate)
 
-    async def _wait(self, endpoint: str, gate: _Gate, deadline: float | None) -> None:
-        if len(gate.waiting) >= self.max_queue:
+    async def _wait(
+        self, endpoint: str, gate: _Gate, deadline: float | None, max_queue: int
+    ) -> None:
+        if len(gate.waiting) >= max_queue:
             SHED.labels(endpoint=endpoint, reason="overloaded").inc()
             raise Overloaded(
-                f"endpoint {endpoint!r} is at capacity ({self.max_inflight} running, "
-                f"{self.max_queue} waiting); retry shortly"
+                f"endpoint {endpoint!r} is at capacity ({gate.inflight} running, "
+                f"{len(gate.waiting)} waiting); retry shortly"
             )
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         gate.waiting.append(turn)
@@ -82,12 +104,17 @@ class Admission:
             ) from None
 
     def _release(self, gate: _Gate) -> None:
-        while gate.waiting:
+        gate.inflight -= 1
+        self._hand_over(gate)
+
+    def _hand_over(self, gate: _Gate) -> None:
+        """Give free slots to the longest waiters (a lowered bound frees none until the
+        running requests are down to it)."""
+        while gate.waiting and gate.inflight < gate.max_inflight:
             turn = gate.waiting.popleft()
             if not turn.done():
                 turn.set_result(None)  # the slot moves to the next waiter
-                return
-        gate.inflight -= 1
+                gate.inflight += 1
 
     def load(self, endpoint: str) -> tuple[int, int]:
         """(running, waiting) on ``endpoint``."""

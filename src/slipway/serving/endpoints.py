@@ -21,6 +21,7 @@ from slipway.errors import Conflict, NotFound, ValidationFailed
 from slipway.ids import new_id, utcnow
 from slipway.registry.models import check_slug
 from slipway.registry.versions import Version, VersionService
+from slipway.serving.limits import LIMIT_NAMES, EndpointLimits, check_limits
 from slipway.serving.pool import Plan, PredictorPool
 from slipway.store.engine import transaction
 from slipway.store.tables import endpoints, models, versions
@@ -47,6 +48,8 @@ class Endpoint:
     stop_reason: str | None = None
     fallback_version: int | None = None
     previous_version_id: str | None = None
+    # Its overrides of the server's serving limits (None: the server's).
+    limits: EndpointLimits = EndpointLimits()
 
     @property
     def stopped(self) -> bool:
@@ -75,6 +78,7 @@ class Endpoint:
             "stopped_at": self.stopped_at.isoformat() if self.stopped_at else None,
             "stop_reason": self.stop_reason,
             "fallback_version": self.fallback_version,
+            "limits": self.limits.to_dict(),
         }
 
 
@@ -103,6 +107,7 @@ def _endpoint_query() -> Any:
             endpoints.c.stop_reason,
             fallback.c.number.label("fallback_version"),
             endpoints.c.previous_version_id,
+            *(endpoints.c[name] for name in LIMIT_NAMES),
         )
         .join(models, models.c.id == endpoints.c.model_id)
         .join(versions, versions.c.id == endpoints.c.version_id)
@@ -127,6 +132,7 @@ def _endpoints_of(conn: Connection, rows: Any) -> list[Endpoint]:
         data = row._asdict()
         ids = data.pop("shadow_version_ids") or []
         data["shadow_versions"] = tuple(numbers[i] for i in ids if i in numbers)
+        data["limits"] = EndpointLimits(**{name: data.pop(name) for name in LIMIT_NAMES})
         out.append(Endpoint(**data))
     return out
 
@@ -210,15 +216,19 @@ class EndpointService:
         allow_breaking: bool = False,
         reason: str = "",
         latency_slo_ms: float | None = None,
+        limits: Mapping[str, Any] | None = None,
     ) -> Endpoint:
         """Point ``name`` at ``model`` version ``version`` (creating the endpoint).
 
         A version whose input contract would refuse data the current version accepts
         (a breaking change) needs ``allow_breaking`` and a ``reason``; both are audited.
         ``latency_slo_ms`` sets the p99 objective the latency monitor holds it to.
+        ``limits`` sets serving limits as :meth:`set_limits` does (those not named keep
+        their value), in the deploy's transaction.
         The gates (policies) are asked first; a refusal raises before anything loads.
         """
         check_slug(name)
+        limit_changes = check_limits(limits or {})
         if contract_mode not in (None, *CONTRACT_MODES):
             raise ValidationFailed.field("contract_mode", f"must be one of {CONTRACT_MODES}")
         if latency_slo_ms is not None and (
@@ -243,7 +253,17 @@ class EndpointService:
         # Load before touching the store: a broken or tampered artifact raises here and
         # nothing changes.
         self.pool.load(name, target, 0, mode)
-        self._write(name, target, actor, mode, breaking_changes, reason, latency_slo_ms, gated)
+        self._write(
+            name,
+            target,
+            actor,
+            mode,
+            breaking_changes,
+            reason,
+            latency_slo_ms,
+            gated,
+            limit_changes,
+        )
         self.sync(name)
         return self.get(name)
 
@@ -306,8 +326,11 @@ class EndpointService:
         reason: str,
         latency_slo_ms: float | None,
         gated: Mapping[str, Any],
+        limit_changes: Mapping[str, int | float | None],
     ) -> int:
         now = utcnow()
+        if limit_changes:
+            gated = {**gated, "limits": dict(limit_changes)}
         model_id = self.versions.models.get(target.model).id  # read before the write lock
         with transaction(self.engine) as conn:
             row = conn.execute(
@@ -337,6 +360,7 @@ class EndpointService:
                             created_by=actor.name,
                             created_at=now,
                             updated_at=now,
+                            **limit_changes,
                         )
                     )
                 except IntegrityError:
@@ -352,6 +376,7 @@ class EndpointService:
                 "contract_mode": mode,
                 "latency_slo_ms": slo or None,
                 "updated_at": now,
+                **limit_changes,
             }
             if previous is not None:
                 values["previous_version_id"] = previous
@@ -371,6 +396,45 @@ class EndpointService:
                 gated,
             )
             return generation
+
+    def set_limits(self, name: str, *, actor: Actor, reason: str = "", **limits: Any) -> Endpoint:
+        """Override the server's serving limits on endpoint ``name``: any of
+        ``max_inflight``, ``max_queue``, ``request_timeout_s``, ``batch_max_rows`` and
+        ``batch_wait_ms``; ``None`` clears an override (the server's setting applies
+        again), limits not named keep their value. Audited as ``endpoint.limits``; the
+        generation is bumped so every worker serves with them after its next sync."""
+        changes = check_limits(limits)
+        if not changes:
+            raise ValidationFailed.field("limits", f"give at least one of {', '.join(LIMIT_NAMES)}")
+        with transaction(self.engine) as conn:
+            # Locked (PostgreSQL; SQLite's write lock is whole-store): concurrent changes
+            # each see the other's limits and generation, and audit what they replaced.
+            row = conn.execute(
+                select(endpoints).where(endpoints.c.name == name).with_for_update()
+            ).first()
+            if row is None:
+                raise NotFound(f"endpoint {name!r} not found")
+            before = EndpointLimits.of_row(row).to_dict()
+            after = {**before, **changes}
+            if after != before:
+                generation = int(row.generation) + 1
+                conn.execute(
+                    endpoints.update()
+                    .where(endpoints.c.id == row.id)
+                    .values(**changes, generation=generation, updated_at=utcnow())
+                )
+                append(
+                    conn,
+                    actor,
+                    "endpoint.limits",
+                    target_kind="endpoint",
+                    target=name,
+                    before=before,
+                    after={**after, "generation": generation},
+                    reason=reason,
+                )
+        self.sync(name)
+        return self.get(name)
 
     def sync(self, name: str | None = None) -> None:
         """Bring this process's pool in line with the store (other workers' deploys and
@@ -409,6 +473,7 @@ class EndpointService:
             stop_reason=row.stop_reason or "",
             fallback=version(row.fallback_version_id),
             previous=version(row.previous_version_id),
+            limits=EndpointLimits.of_row(row),
         )
 
     def deployed_names(self) -> set[str]:

@@ -43,9 +43,11 @@ from slipway.metrics import (
 from slipway.monitoring.windows import WindowRecorder
 from slipway.serving.admission import Admission
 from slipway.serving.batching import Batcher
+from slipway.serving.limits import ServingLimits
 from slipway.serving.mirrors import Mirrors
 from slipway.serving.pool import LoadedVersion, PredictorPool
 from slipway.serving.records import RecordWriter
+from slipway.serving.routing import Route
 
 
 @dataclass(frozen=True)
@@ -89,18 +91,45 @@ class InferenceService:
         admission: Admission | None = None,
         batch_max_rows: int = 0,
         batch_wait_ms: float = 0.0,
+        request_timeout_s: float = 30.0,
     ) -> None:
         self.pool = pool
         self.writer = writer
         self.sealer = sealer
         self.windows = windows or WindowRecorder()
         self.admission = admission or Admission()
-        self.batch_max_rows = batch_max_rows
-        self.batch_wait_ms = batch_wait_ms
+        # The server's limits; an endpoint's route may override each of them.
+        self.defaults = ServingLimits(
+            max_inflight=self.admission.max_inflight,
+            max_queue=self.admission.max_queue,
+            request_timeout_s=request_timeout_s,
+            batch_max_rows=batch_max_rows,
+            batch_wait_ms=batch_wait_ms,
+        )
+        # endpoint -> (route generation, its limits over the server's): merged once per
+        # route, not per request.
+        self._limits: dict[str, tuple[int, ServingLimits]] = {}
         # (endpoint, version id) -> (generation, batcher of that version)
         self._batchers: dict[tuple[str, str], tuple[int, Batcher]] = {}
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="predict")
         self.mirrors = Mirrors(writer, self.windows)
+
+    def limits(self, endpoint: str) -> ServingLimits:
+        """The limits ``endpoint`` is served with here (the server's when it has no
+        route in this process)."""
+        try:
+            route = self.pool.route(endpoint)
+        except SlipwayError:
+            return self.defaults
+        return self._limits_of(route)
+
+    def _limits_of(self, route: Route) -> ServingLimits:
+        cached = self._limits.get(route.endpoint)
+        if cached is not None and cached[0] == route.generation:
+            return cached[1]
+        limits = route.limits.over(self.defaults)
+        self._limits[route.endpoint] = (route.generation, limits)
+        return limits
 
     def shutdown(self) -> None:
         self.mirrors.shutdown()
@@ -121,14 +150,22 @@ class InferenceService:
     ) -> InferenceResult:
         """``mode`` overrides the endpoint's contract mode (V2 always rejects; replay is
         partial); ``quarantine=False`` (replay) reports refused rows without storing
-        them again; ``deadline`` (``time.monotonic()``): not started after it (504).
+        them again; ``deadline`` (``time.monotonic()``): not started after it (504);
+        without one, the endpoint's request timeout from now.
         Beyond the endpoint's in-flight and queue bounds the request is refused (503).
         The traffic plan picks the version (``routing_key`` for sticky canaries); the
         shadows get a copy once the answer is recorded."""
         plan = self.pool.route(endpoint)
+        limits = self._limits_of(plan)
+        if deadline is None:
+            deadline = time.monotonic() + limits.request_timeout_s
         loaded = plan.pick(routing_key)
-        async with self.admission.slot(endpoint, deadline):
-            result = await self._predict(loaded, rows, caller, route, request_id, mode, quarantine)
+        async with self.admission.slot(
+            endpoint, deadline, max_inflight=limits.max_inflight, max_queue=limits.max_queue
+        ):
+            result = await self._predict(
+                loaded, rows, caller, route, request_id, mode, quarantine, limits
+            )
         self.mirrors.after(plan, result)
         return result
 
@@ -141,6 +178,7 @@ class InferenceService:
         request_id: str,
         mode: str | None,
         quarantine: bool,
+        limits: ServingLimits,
     ) -> InferenceResult:
         endpoint = loaded.endpoint
         version = loaded.version
@@ -180,7 +218,7 @@ class InferenceService:
                 raise _violation(checked.errors, refused, len(rows))
         X = loaded.signature.matrix(checked.rows, allow_null=True)
         try:
-            output = await self._call_model(loaded, X)
+            output = await self._call_model(loaded, X, limits)
         except SlipwayError:
             raise
         except Exception as exc:
@@ -235,20 +273,23 @@ class InferenceService:
             )
         return result
 
-    async def _call_model(self, loaded: LoadedVersion, X: np.ndarray) -> ModelOutput:
+    async def _call_model(
+        self, loaded: LoadedVersion, X: np.ndarray, limits: ServingLimits
+    ) -> ModelOutput:
         """Run the model: merged with concurrent requests to the same version when
-        micro-batching is on and the predictor is vectorized."""
-        if self.batch_max_rows <= 0 or not getattr(loaded.predictor, "batchable", True):
+        micro-batching is on for the endpoint and the predictor is vectorized."""
+        if limits.batch_max_rows <= 0 or not getattr(loaded.predictor, "batchable", True):
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, loaded.predictor.predict, X)
         key = (loaded.endpoint, loaded.version.id)
         current = self._batchers.get(key)
+        # A change of the endpoint's limits bumps its generation: a new batcher takes them.
         if current is None or current[0] != loaded.generation:
             batcher = Batcher(
                 loaded.predictor.predict,
                 self._executor,
-                max_rows=self.batch_max_rows,
-                max_wait_ms=self.batch_wait_ms,
+                max_rows=limits.batch_max_rows,
+                max_wait_ms=limits.batch_wait_ms,
             )
             current = self._batchers[key] = (loaded.generation, batcher)
         return await current[1].predict(X)

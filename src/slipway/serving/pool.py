@@ -23,6 +23,7 @@ from slipway.contracts.schema import Contract
 from slipway.contracts.signature import Signature
 from slipway.errors import ModelLoadFailed, NotFound, SlipwayError, Unavailable
 from slipway.registry.versions import Version
+from slipway.serving.limits import EndpointLimits
 from slipway.serving.routing import Route
 
 log = logging.getLogger("slipway.serving")
@@ -55,6 +56,8 @@ class Plan:
     fallback: Version | None = None
     # The primary before this one, kept loaded so a rollback loads nothing.
     previous: Version | None = None
+    # The endpoint's overrides of the server's serving limits.
+    limits: EndpointLimits = EndpointLimits()
 
 
 class PredictorPool:
@@ -138,6 +141,7 @@ class PredictorPool:
             stopped=plan.stopped,
             stop_reason=plan.stop_reason,
             fallback=optional(plan.fallback, "fallback"),
+            limits=plan.limits,
         )
         if plan.previous is not None:
             optional(plan.previous, "previous")  # warm for a rollback; not routed

@@ -1,7 +1,8 @@
 """Which loaded version answers one request: the endpoint's traffic plan, loaded.
 
 A :class:`Route` holds the primary, an optional canary with its weight (percent), the
-shadows (they answer copies, never the caller) and the stop switch. Picking is on the
+shadows (they answer copies, never the caller), the stop switch and the endpoint's
+serving limits. Picking is on the
 serving path, so it is a few attribute reads and at most one hash.
 
 Random routing deals from a shuffled deck of 1,000 cards holding exactly ``weight x 10``
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from slipway.errors import EndpointStopped
+from slipway.serving.limits import EndpointLimits
 
 if TYPE_CHECKING:  # the pool builds routes; it imports this module
     from slipway.serving.pool import LoadedVersion
@@ -60,6 +62,9 @@ class Route:
     stopped: bool = False
     stop_reason: str = ""
     fallback: LoadedVersion | None = None
+    # The endpoint's own serving limits (unset ones: the server's), read at sync so the
+    # serving path never asks the store.
+    limits: EndpointLimits = field(default_factory=EndpointLimits)
     deck: Deck = field(init=False)
 
     def __post_init__(self) -> None:

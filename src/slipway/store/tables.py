@@ -139,6 +139,13 @@ endpoints = Table(
     Column("stopped_at", _utc(), nullable=True),
     Column("stop_reason", String(2000), nullable=True),
     Column("fallback_version_id", String(32), ForeignKey("versions.id"), nullable=True),
+    # Serving limits overriding the server's settings of the same names; NULL: the
+    # server's (see serving/limits.py).
+    Column("max_inflight", Integer, nullable=True),
+    Column("max_queue", Integer, nullable=True),
+    Column("request_timeout_s", Float, nullable=True),
+    Column("batch_max_rows", Integer, nullable=True),
+    Column("batch_wait_ms", Float, nullable=True),
 )
 
 prediction_records = Table(

@@ -22,6 +22,7 @@ from slipway.api.auth import require, runtime_of
 from slipway.api.errors import request_id_of
 from slipway.api.routes import PROTECTED, errors
 from slipway.errors import InvalidRequest, ValidationFailed
+from slipway.serving.limits import MAX_TIMEOUT_S
 
 router = APIRouter(tags=["inference"], responses=PROTECTED)
 
@@ -75,13 +76,13 @@ def _field_of(message: str) -> tuple[str | None, str]:
 TIMEOUT_HEADER = "x-slipway-timeout-ms"
 # With sticky routing, requests carrying the same key meet the same version of a canary.
 ROUTING_KEY_HEADER = "x-slipway-routing-key"
-MAX_TIMEOUT_S = 600.0
 
 
-def deadline_of(request: Request) -> float:
+def deadline_of(request: Request, endpoint: str) -> float:
     """When this request must have started (``time.monotonic()``): its arrival plus the
-    server's request timeout, or the caller's ``X-Slipway-Timeout-Ms``."""
-    timeout: float = runtime_of(request).settings.request_timeout_s
+    endpoint's request timeout (its own or the server's), or the caller's
+    ``X-Slipway-Timeout-Ms``."""
+    timeout: float = runtime_of(request).inference.limits(endpoint).request_timeout_s
     asked = request.headers.get(TIMEOUT_HEADER)
     if asked is not None:
         try:
@@ -115,7 +116,7 @@ async def predict(
         caller=principal.token_id or principal.name,
         route="plain",
         request_id=request_id_of(request),
-        deadline=deadline_of(request),
+        deadline=deadline_of(request, endpoint),
         routing_key=request.headers.get(ROUTING_KEY_HEADER),
     )
     output = result.output

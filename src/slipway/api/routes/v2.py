@@ -214,7 +214,7 @@ async def infer(
         route="v2",
         request_id=request_id_of(request),
         mode="reject",
-        deadline=deadline_of(request),
+        deadline=deadline_of(request, endpoint),
         routing_key=request.headers.get(ROUTING_KEY_HEADER),
     )
     labels = result.output.predictions
