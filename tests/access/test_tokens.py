@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 
 from slipway.access.authz import Permission
 from slipway.access.principals import PrincipalService, bootstrap_admin
 from slipway.access.tokens import TokenService, has_tokens
 from slipway.audit import Actor
-from slipway.errors import Conflict, NotFound, ValidationFailed
+from slipway.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from slipway.ids import utcnow
 from slipway.store import transaction
 from slipway.store.tables import audit_events, tokens
@@ -397,3 +398,32 @@ def test_principal_changes_drop_the_token_snapshot_at_once(
     people.grant("carol", "viewer", actor=ADMIN)
     info = svc.resolve(secret)
     assert info is not None and info.as_principal().can(Permission.MODEL_READ, "m")
+
+
+def test_a_store_outage_is_not_retried_on_every_request(
+    engine: Engine, people: PrincipalService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the store is out of reach, one refresh attempt per refresh interval, not one
+    per request (each would wait on a connect attempt on the event loop); afterwards
+    tokens resolve again by themselves."""
+    svc = TokenService(engine, refresh_s=0.3)
+    secret, _ = svc.issue("alice", actor=ADMIN, name="ci")
+    attempts: list[float] = []
+    real_refresh = svc._refresh
+
+    def down() -> None:
+        attempts.append(time.monotonic())
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(svc, "_refresh", down)
+    svc.invalidate()
+    with pytest.raises(OperationalError):
+        svc.resolve(secret)
+    for _ in range(50):
+        with pytest.raises(Unavailable):
+            svc.resolve(secret)
+    assert len(attempts) == 1
+    monkeypatch.setattr(svc, "_refresh", real_refresh)
+    time.sleep(0.35)
+    info = svc.resolve(secret)
+    assert info is not None and info.principal == "alice"

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, select
 
 from slipway.access.authz import Grant, Permission, Principal
 from slipway.audit import Actor, append
-from slipway.errors import Conflict, NotFound, ValidationFailed
+from slipway.errors import Conflict, NotFound, Unavailable, ValidationFailed
 from slipway.ids import new_id, utcnow
 from slipway.store.engine import transaction
 from slipway.store.tables import grants, principals, tokens
@@ -162,6 +162,10 @@ class TokenService:
         self._generation = 0
         self._lock = threading.Lock()
         self._used: set[str] = set()
+        # When the last refresh failed (the store out of reach): resolving refuses at
+        # once until refresh_s has passed, instead of every request waiting on a
+        # connect attempt on the event loop.
+        self._failed_at = -1e9
 
     # -- resolving presented tokens -------------------------------------------------------
     def resolve(self, token: str) -> TokenInfo | None:
@@ -170,7 +174,13 @@ class TokenService:
         if time.monotonic() - self._loaded_at > self.refresh_s:
             with self._lock:
                 if time.monotonic() - self._loaded_at > self.refresh_s:
-                    self._refresh()
+                    if time.monotonic() - self._failed_at < self.refresh_s:
+                        raise Unavailable("the token store cannot be read; retry shortly")
+                    try:
+                        self._refresh()
+                    except Exception:
+                        self._failed_at = time.monotonic()
+                        raise
         digest = hash_token(token)
         info = self._cache.get(digest)
         # The lookup is keyed by a hash the caller cannot steer; the final decision is a

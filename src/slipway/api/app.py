@@ -112,10 +112,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await rt.writer.stop()
-            await run_in_threadpool(rt.tokens.flush_last_used)
+            # The store may be why we stop: what cannot be written is logged, and the
+            # rest must still close.
+            try:
+                await run_in_threadpool(rt.tokens.flush_last_used)
+            except Exception:
+                log.exception("could not write the tokens' last use")
             try:
                 await run_in_threadpool(rt.windows.flush, rt.engine, everything=True)
-            except Exception:  # the store may be why we stop; the rest must still close
+            except Exception:
                 log.exception("could not write the last monitoring windows")
             rt.close()
 
