@@ -95,15 +95,23 @@ FAST: dict[str, Any] = {
 }
 # Healthy rollouts judge latency on 200 samples or more, and on a busy shared machine
 # (the suite runs two test processes) a 2 s step may see too few requests: they wait
-# for data rather than pause.
+# for data rather than pause. Their latency bound is wide: the p99 of 200 requests moves
+# by 2x with the machine's noise alone (seen: 34 ms vs 17 ms for the same model), and
+# these tests are about promotion; detecting a slow canary is the latency test's job.
 STEADY: dict[str, Any] = {
-    "checks": {**FAST["checks"], "latency_p99": {"min_samples": 200}},
+    "checks": {
+        **FAST["checks"],
+        "latency_p99": {"min_samples": 200, "threshold": 3.0, "slack": 50.0},
+    },
     "inconclusive_wait": 10,
 }
 # The first requests after a start are slow on every arm (0.2-0.5 s: cold start), which
 # is not the canary's doing, so across a restart latency is only reported.
 ACROSS_RESTART: dict[str, Any] = {
-    "checks": {**STEADY["checks"], "latency_p99": {"min_samples": 200, "critical": False}},
+    "checks": {
+        **STEADY["checks"],
+        "latency_p99": {**STEADY["checks"]["latency_p99"], "critical": False},
+    },
     "inconclusive_wait": 10,
 }
 SYNC_S = 1.0  # allowance for the route swap after a decision (sync every 0.5 s)
