@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from slipway.errors import DeadlineExceeded, Overloaded, RateLimited, SlipwayError
+from slipway.errors import DeadlineExceeded, Overloaded, RateLimited, SlipwayError, Unavailable
 from slipway.store.engine import store_unavailable
 
 log = logging.getLogger("slipway.api")
@@ -81,7 +81,11 @@ def slipway_error_response(request_id: str, exc: SlipwayError) -> Response:
     """A SlipwayError in the one error shape, with the headers its status calls for."""
     # Shed requests are expected under load and counted (slipway_shed_total); a log
     # line with a traceback for each would cost more than refusing them.
-    if exc.status >= 500 and not isinstance(exc, Overloaded | DeadlineExceeded):
+    if isinstance(exc, Unavailable) and not isinstance(exc, Overloaded):
+        # Not ready, draining, the store out of reach: a condition, not a bug, and one
+        # that repeats for every request while it lasts; the cause is logged where seen.
+        log.warning("request %s: %s", request_id, exc.message)
+    elif exc.status >= 500 and not isinstance(exc, Overloaded | DeadlineExceeded):
         log.error("request %s failed: %s", request_id, exc.message, exc_info=exc.__cause__ or exc)
     headers = {"Retry-After": "1"} if exc.status == 503 else None
     if exc.status == 401:

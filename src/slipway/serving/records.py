@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from slipway.errors import Unavailable
-from slipway.store.engine import transaction
+from slipway.store.engine import store_unavailable, transaction
 from slipway.store.tables import prediction_records, quarantine
 
 log = logging.getLogger("slipway.records")
@@ -93,8 +93,13 @@ class RecordWriter:
             await asyncio.get_running_loop().run_in_executor(
                 self._executor, self._insert, rows, held
             )
-        except Exception:
-            log.exception("could not commit %d prediction records", len(rows))
+        except Exception as exc:
+            if store_unavailable(exc):  # an outage, not a bug: one line, no traceback
+                lines = str(exc).splitlines()
+                why = lines[0] if lines else type(exc).__name__
+                log.warning("could not commit %d prediction records: %s", len(rows), why)
+            else:
+                log.exception("could not commit %d prediction records", len(rows))
             error = Unavailable("prediction store unavailable; the request was not recorded")
             for _, _, future in batch:
                 if not future.done():
