@@ -19,11 +19,16 @@ def emit_json(data: Any) -> None:
 
 
 def table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], title: str = "") -> None:
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     t = Table(title=title or None)
-    for col in columns:
-        t.add_column(col)
-    for row in rows:
-        t.add_row(*(_cell(row.get(c)) for c in columns))
+    for i, col in enumerate(columns):
+        # Ids are what the next command takes (approve ID, replay ID...): never cut them
+        # short in a narrow terminal; the other columns give way.
+        whole = col == "id" or col.endswith("_id")
+        width = max((len(r[i]) for r in cells), default=0) if whole else None
+        t.add_column(col, min_width=width, no_wrap=whole)
+    for r in cells:
+        t.add_row(*r)
     console.print(t)
 
 
