@@ -110,7 +110,8 @@ class CardService:
                 self._deployment(ep, version, role, weight, shows_monitoring(ep.name))
                 for ep in all_endpoints
                 if ep.model == model
-                for role, weight in _roles(ep, version.number)
+                for number, role, weight in ep.arms()
+                if number == version.number
             ],
             "test_score": self.test_scores.score(model, all_endpoints=all_endpoints),
             "generated_at": utcnow().isoformat(),
@@ -139,21 +140,6 @@ class CardService:
                 "firing_alerts": [a for a in summary["alerts"] if a["version"] == version.number],
             },
         }
-
-
-def _roles(ep: Endpoint, number: int) -> list[tuple[str, float]]:
-    """The parts ``number`` plays on ``ep``, with the share of callers' traffic (%)."""
-    out: list[tuple[str, float]] = []
-    canary = ep.canary_version is not None
-    if ep.version == number:
-        out.append(("primary", 100.0 - ep.canary_weight if canary else 100.0))
-    if ep.canary_version == number:
-        out.append(("canary", ep.canary_weight))
-    if number in ep.shadow_versions:
-        out.append(("shadow", 0.0))  # answers copies; callers never see it
-    if ep.fallback_version == number:
-        out.append(("fallback", 100.0 if ep.stopped else 0.0))
-    return out
 
 
 def _iso(value: Any) -> str | None:

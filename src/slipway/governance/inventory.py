@@ -81,15 +81,14 @@ def next_review(risk_tier: str, last: datetime | None, created_at: datetime) -> 
 
 def deployed(endpoints: Sequence[Endpoint], model: str) -> list[str]:
     """Where ``model`` serves, as ``"endpoint (vN, role)"``."""
-    out = []
-    for ep in endpoints:
-        if ep.model != model:
-            continue
-        out.append(f"{ep.name} (v{ep.version}, primary)")
-        if ep.canary_version is not None:
-            out.append(f"{ep.name} (v{ep.canary_version}, canary)")
-        out.extend(f"{ep.name} (v{n}, shadow)" for n in ep.shadow_versions)
-    return out
+    # A fallback answers only while the endpoint is stopped: not listed as deployed.
+    return [
+        f"{ep.name} (v{number}, {role})"
+        for ep in endpoints
+        if ep.model == model
+        for number, role, _ in ep.arms()
+        if role != "fallback"
+    ]
 
 
 class InventoryService:

@@ -55,6 +55,19 @@ class Endpoint:
     def stopped(self) -> bool:
         return self.stopped_at is not None
 
+    def arms(self) -> list[tuple[int, str, float]]:
+        """Every part a version plays in the plan, as (version, role, share of callers'
+        traffic in %): primary, canary, shadows (copies only: 0) and the fallback
+        (everything while stopped, else 0)."""
+        canary = self.canary_weight if self.canary_version is not None else 0.0
+        out = [(self.version, "primary", 100.0 - canary)]
+        if self.canary_version is not None:
+            out.append((self.canary_version, "canary", canary))
+        out.extend((n, "shadow", 0.0) for n in self.shadow_versions)
+        if self.fallback_version is not None:
+            out.append((self.fallback_version, "fallback", 100.0 if self.stopped else 0.0))
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
