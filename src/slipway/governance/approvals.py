@@ -312,12 +312,13 @@ class ApprovalService:
             ).all()
         return [_approval(r) for r in rows]
 
+    def standing(self, version: Version) -> builtins.list[tuple[Approval, builtins.list[str]]]:
+        """Each of the version's approvals, oldest request first, with what changed in
+        the evidence since it was bound (empty: still bound)."""
+        binding = self.binding_of(version)
+        return [(a, a.binding.differences(binding)) for a in self.of_version(version)]
+
     def valid(self, version: Version) -> builtins.list[Approval]:
         """The version's approvals that still count: approved, bound to its current
         evidence."""
-        binding = self.binding_of(version)
-        return [
-            a
-            for a in self.of_version(version)
-            if a.state == "approved" and not a.binding.differences(binding)
-        ]
+        return [a for a, changed in self.standing(version) if a.state == "approved" and not changed]

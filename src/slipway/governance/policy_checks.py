@@ -275,19 +275,15 @@ def _check_approvals(subject: Subject, options: Mapping[str, Any]) -> Outcome:
     if rule is None or rule["count"] == 0:
         return True, f"risk tier {tier} needs no approval"
     count, role = rule["count"], rule["role"]
-    approvals = subject.approvals
-    version = subject.target
-    binding = approvals.binding_of(version)
     valid: list[str] = []
     other_role: list[str] = []
     stale: list[str] = []
     pending = 0
-    for approval in approvals.of_version(version):
+    for approval, changed in subject.approvals.standing(subject.target):
         if approval.state == "pending":
             pending += 1
         if approval.state != "approved" or approval.decided_by is None:
             continue
-        changed = approval.binding.differences(binding)
         who = approval.decided_by
         if changed:
             stale.append(f"{who} — {', '.join(changed)} changed")
