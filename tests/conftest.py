@@ -7,6 +7,7 @@ the reason. Set SLIPWAY_TEST_POSTGRES_URL to point elsewhere.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -202,3 +203,26 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
     proc.start()
     yield proc
     proc.stop()
+
+
+def ready_pyfunc_version(
+    runtime: Any,
+    model: str,
+    cls: str,
+    *,
+    init: dict[str, Any] | None = None,
+    actor: Any,
+    **register: Any,
+) -> Any:
+    """A ready version of ``model`` answering with ``pyfunc_example.<cls>(**init)``
+    (tests/artifacts; the runtime must trust the module), registered by ``actor`` with
+    ``register``'s options and marked ready without the sandbox smoke test."""
+    artifact = json.dumps({"class": f"pyfunc_example:{cls}", "init": init or {}}).encode()
+    version = runtime.versions.register(
+        model,
+        artifact_sha256=runtime.artifacts.put_bytes(artifact).sha256,
+        flavor="pyfunc",
+        actor=actor,
+        **register,
+    )
+    return runtime.versions.set_status(version, "ready", actor=actor)

@@ -4,7 +4,6 @@ until one is recorded, and the digest approvals bind to follows the content."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from slipway.registry.versions import Version
 from slipway.runtime import Runtime
 from slipway.settings import Settings
 from slipway.store.tables import audit_events
+from tests.conftest import ready_pyfunc_version
 
 DEV = Actor("dana")
 SIGNATURE = {"inputs": [{"name": "x", "type": "float"}], "classes": [0, 1]}
@@ -46,18 +46,16 @@ def ready_version(
     runtime: Runtime, *, actor: Actor = DEV, lineage: dict[str, Any] | None = None
 ) -> Version:
     """A ready version of ``m`` registered by ``actor`` (no smoke test: nothing loads it)."""
-    artifact = json.dumps({"class": "pyfunc_example:ThresholdModel", "init": {}}).encode()
-    info = runtime.artifacts.put_bytes(artifact)
-    version = runtime.versions.register(
+    version: Version = ready_pyfunc_version(
+        runtime,
         "m",
-        artifact_sha256=info.sha256,
-        flavor="pyfunc",
+        "ThresholdModel",
+        actor=actor,
         signature=SIGNATURE,
         example_rows=[{"x": 1.0}],
-        actor=actor,
         lineage=lineage,
     )
-    return runtime.versions.set_status(version, "ready", actor=actor)
+    return version
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from slipway.errors import PolicyBlocked
 from slipway.runtime import Runtime
 from slipway.settings import Settings
 from slipway.store.tables import audit_events
-from tests.conftest import ServerProcess, make_server
+from tests.conftest import ServerProcess, make_server, ready_pyfunc_version
 from tests.governance.test_policies import ROWS, SIGNATURE, _skops
 
 ADMIN = Actor("admin")
@@ -52,19 +52,16 @@ class World:
         self.loop.run_until_complete(rt.writer.start())
 
     def version(self, auc: float) -> int:
-        rt = self.rt
-        artifact = json.dumps({"class": "pyfunc_example:FaultyModel", "init": {}}).encode()
-        version = rt.versions.register(
+        version = ready_pyfunc_version(
+            self.rt,
             "m",
-            artifact_sha256=rt.artifacts.put_bytes(artifact).sha256,
-            flavor="pyfunc",
+            "FaultyModel",
+            actor=DEV,
             signature={"inputs": [{"name": "x", "type": "float"}], "classes": [0, 1]},
             example_rows=[{"x": 1.0}],
-            actor=DEV,
         )
-        rt.versions.set_status(version, "ready", actor=DEV)
-        rt.evaluations.record("m", version.number, actor=DEV, metrics={"auc": auc})
-        return version.number
+        self.rt.evaluations.record("m", version.number, actor=DEV, metrics={"auc": auc})
+        return int(version.number)
 
     def predict(self, n: int) -> None:
         async def many() -> None:

@@ -4,7 +4,6 @@ and the automatic evidence read from a real runtime's records (SQLite and Postgr
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from slipway.registry.versions import Version
 from slipway.runtime import Runtime
 from slipway.settings import Settings
 from slipway.store.tables import audit_events
+from tests.conftest import ready_pyfunc_version
 
 ADMIN = Actor("admin")
 DEV = Actor("dana")
@@ -75,23 +75,20 @@ def register(
     threshold: float = 5.0,
 ) -> Version:
     """A ready pyfunc ThresholdModel version of ``model`` registered by dana."""
-    artifact = json.dumps(
-        {"class": "pyfunc_example:ThresholdModel", "init": {"threshold": threshold}}
-    ).encode()
-    info = runtime.artifacts.put_bytes(artifact)
     reference = build_profile({"x": [float(i % 10) for i in range(200)]}) if profile else None
-    version = runtime.versions.register(
+    version: Version = ready_pyfunc_version(
+        runtime,
         model,
-        artifact_sha256=info.sha256,
-        flavor="pyfunc",
+        "ThresholdModel",
+        init={"threshold": threshold},
+        actor=DEV,
         signature=SIGNATURE,
         example_rows=[{"x": 1.0}, {"x": 7.0}],
-        actor=DEV,
         lineage=lineage,
         contract=CONTRACT if contract else None,
         profile=reference.to_dict() if reference is not None else None,
     )
-    return runtime.versions.set_status(version, "ready", actor=DEV)
+    return version
 
 
 def approve(runtime: Runtime, number: int, model: str = "m") -> None:

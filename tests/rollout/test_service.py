@@ -26,6 +26,7 @@ from slipway.runtime import Runtime
 from slipway.serving.inference import InferenceResult
 from slipway.settings import Settings
 from slipway.store.tables import audit_events, prediction_records
+from tests.conftest import ready_pyfunc_version
 
 ADMIN = Actor("admin")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -48,19 +49,16 @@ class World:
     loop: asyncio.AbstractEventLoop
 
     def version(self, **init: Any) -> int:
-        rt = self.runtime
-        artifact = json.dumps({"class": "pyfunc_example:FaultyModel", "init": init}).encode()
-        info = rt.artifacts.put_bytes(artifact)
-        version = rt.versions.register(
+        version = ready_pyfunc_version(
+            self.runtime,
             "m",
-            artifact_sha256=info.sha256,
-            flavor="pyfunc",
+            "FaultyModel",
+            init=init,
+            actor=ADMIN,
             signature=SIGNATURE,
             example_rows=[{"x": 1.0}],
-            actor=ADMIN,
         )
-        rt.versions.set_status(version, "ready", actor=ADMIN)
-        return version.number
+        return int(version.number)
 
     def predict(self, n: int, endpoint: str = "e", key: str | None = None) -> list[Any]:
         """``n`` single-row requests; each answer (InferenceResult) or the error raised."""

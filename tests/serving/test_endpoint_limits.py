@@ -36,7 +36,7 @@ from slipway.serving.inference import InferenceResult
 from slipway.settings import Settings
 from slipway.store.tables import audit_events
 from tests.cli.expect import as_json, assert_clean_failure
-from tests.conftest import ServerProcess, make_server
+from tests.conftest import ServerProcess, make_server, ready_pyfunc_version
 
 ADMIN = Actor("admin")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -57,19 +57,16 @@ class World:
 
     def version(self, cls: str, **init: Any) -> int:
         """A ready version of ``m`` answering with ``pyfunc_example:<cls>(**init)``."""
-        rt = self.runtime
-        artifact = json.dumps({"class": f"pyfunc_example:{cls}", "init": init}).encode()
-        info = rt.artifacts.put_bytes(artifact)
-        version = rt.versions.register(
+        version = ready_pyfunc_version(
+            self.runtime,
             "m",
-            artifact_sha256=info.sha256,
-            flavor="pyfunc",
+            cls,
+            init=init,
+            actor=ADMIN,
             signature=SIGNATURE,
             example_rows=[{"x": 1.0}],
-            actor=ADMIN,
         )
-        rt.versions.set_status(version, "ready", actor=ADMIN)
-        return version.number
+        return int(version.number)
 
     def concurrently(
         self, endpoint: str, n: int, deadline: float | None = None
