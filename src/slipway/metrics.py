@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 AUTH_FAILURES = Counter(
@@ -50,6 +53,19 @@ PREDICTION_LATENCY = Histogram(
     ["endpoint", "version"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+
+@lru_cache(maxsize=4096)
+def prediction_meters(endpoint: str, version: str, outcome: str) -> tuple[Any, Any, Any]:
+    """The (requests, rows, latency) children for one endpoint, version and outcome,
+    looked up once: ``labels()`` costs more than the increment it serves on the hot path."""
+    return (
+        PREDICTIONS.labels(endpoint, version, outcome),
+        PREDICTION_ROWS.labels(endpoint, version),
+        PREDICTION_LATENCY.labels(endpoint, version),
+    )
+
+
 SHED = Counter(
     "slipway_shed_total",
     "Inference requests refused unrun: endpoint at capacity (503) or deadline passed (504).",

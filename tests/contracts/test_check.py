@@ -171,3 +171,55 @@ def test_a_row_that_is_not_an_object() -> None:
     result = check_rows(contract, [[1], {"a": 1}])
     assert result.errors == {0: [{"field": None, "reason": "row must be an object"}]}
     assert result.valid == [1]
+
+
+def _field_by_field(contract: Contract, row: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """What check_rows decides for one row, spelled out with check_value per field (its
+    inline fast path for plain numbers must agree with this exactly)."""
+    clean: dict[str, Any] = {}
+    problems: list[Any] = []
+    for rule in contract.inputs:
+        if rule.name not in row:
+            if rule.nullable:
+                clean[rule.name] = None
+            else:
+                problems.append({"field": rule.name, "reason": "missing"})
+            continue
+        ok, value = check_value(rule, row[rule.name])
+        if ok:
+            clean[rule.name] = value
+        else:
+            problems.append({"field": rule.name, "reason": value})
+    problems += [{"field": k, "reason": "unknown field"} for k in row if k not in contract.names]
+    return clean, problems
+
+
+ANY_NUMBERISH = st.one_of(
+    st.floats(),  # NaN and infinities included
+    st.integers(-(10**20), 10**20),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["1", "2.5", "x"]),
+)
+
+
+@SETTINGS
+@given(data=st.data(), contract=contracts())
+def test_the_inline_number_check_agrees_with_check_value(
+    data: st.DataObject, contract: Contract
+) -> None:
+    row: dict[str, Any] = {}
+    for rule in contract.inputs:
+        if data.draw(st.integers(0, 9), label=f"{rule.name} present") > 0:
+            source = ANY_NUMBERISH | row_values(rule)
+            row[rule.name] = data.draw(source, label=rule.name)
+    if data.draw(st.booleans(), label="unknown key"):
+        row["zz_unknown"] = 1
+    clean, problems = _field_by_field(contract, row)
+    result = check_rows(contract, [row])
+    if problems:
+        assert result.errors == {0: problems}
+    else:
+        assert result.ok and result.rows == [clean]
+        for name, value in clean.items():  # float(3) == 3, so the types are compared too
+            assert type(result.rows[0][name]) is type(value)

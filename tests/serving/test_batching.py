@@ -45,7 +45,7 @@ def test_concurrent_requests_share_calls_and_get_their_own_rows() -> None:
             ]
             await asyncio.sleep(0.02)
             model.gate.set()
-            return [await first, *[await t for t in rest]]
+            return [(await first)[0], *[(await t)[0] for t in rest]]
 
     outputs = asyncio.run(scenario())
     assert model.calls == [1, 40]  # one lone call, then the 20 waiting requests together
@@ -77,7 +77,7 @@ def test_a_lone_request_runs_at_once_and_batches_respect_max_rows() -> None:
 def test_a_model_error_fails_only_its_batch() -> None:
     model = Model()
 
-    async def scenario() -> tuple[BaseException | ModelOutput, ...]:
+    async def scenario() -> tuple[object, ...]:
         with ThreadPoolExecutor(1) as pool:
             batcher = Batcher(model.predict, pool, max_rows=64)
             bad = await asyncio.gather(batcher.predict(np.array([[-1.0]])), return_exceptions=True)
@@ -86,4 +86,32 @@ def test_a_model_error_fails_only_its_batch() -> None:
 
     bad, good = asyncio.run(scenario())
     assert isinstance(bad, ValueError)
-    assert isinstance(good, ModelOutput) and good.predictions.tolist() == [1.0]
+    assert isinstance(good, tuple) and good[0].predictions.tolist() == [1.0]
+    assert good[1] is False  # no verify given: nothing is vouched for
+
+
+def test_verify_runs_once_per_batch_and_a_failed_batch_vouches_for_nobody() -> None:
+    model = Model()
+    verified: list[int] = []
+
+    def verify(output: ModelOutput) -> bool:
+        verified.append(len(output.predictions))
+        return bool((output.predictions < 1.5).all())  # an answer of 1.5 or more "breaks"
+
+    async def scenario(values: list[float]) -> list[bool]:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(model.predict, pool, max_rows=64, verify=verify)
+            model.gate.clear()
+            first = asyncio.create_task(batcher.predict(np.array([[0.1]])))
+            await asyncio.sleep(0.02)
+            rest = [asyncio.create_task(batcher.predict(np.array([[v]]))) for v in values]
+            await asyncio.sleep(0.02)
+            model.gate.set()
+            answers = [await first, *[await t for t in rest]]
+            return [ok for _, ok in answers]
+
+    assert asyncio.run(scenario([0.2, 0.3])) == [True, True, True]
+    assert verified == [1, 2]  # the lone first call, then the two waiting ones together
+    # One request whose answer breaks the rules: its whole batch is left to be checked
+    # request by request, the lone call before it still passed.
+    assert asyncio.run(scenario([0.2, 0.9])) == [True, False, False]

@@ -19,6 +19,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from types import SimpleNamespace
 from typing import Any
 
@@ -56,7 +57,8 @@ def token_looks_valid(token: str) -> bool:
     if len(token) != TOKEN_LEN or not token.startswith(PREFIX):
         return False
     body, check = token[len(PREFIX) : -_CHECK_LEN], token[-_CHECK_LEN:]
-    if any(c not in _ALPHABET for c in body):
+    # The alphabet is exactly the ASCII letters and digits.
+    if not (body.isascii() and body.isalnum()):
         return False
     return hmac.compare_digest(_checksum(body), check)
 
@@ -83,8 +85,13 @@ class TokenInfo:
     max_concurrent: int | None
     expires_at: datetime | None = None
 
-    def as_principal(self) -> Principal:
+    @cached_property
+    def _principal(self) -> Principal:
         return Principal(self.principal, self.id, self.grants, self.scopes)
+
+    def as_principal(self) -> Principal:
+        """The caller this token speaks for (made once per token snapshot, not per request)."""
+        return self._principal
 
 
 def token_view(row: Any, principal_name: str) -> dict[str, Any]:

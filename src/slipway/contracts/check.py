@@ -14,6 +14,7 @@ row, field and reason, so a caller can fix all of them at once::
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,34 +50,79 @@ def check_rows(contract: Contract, rows: Sequence[Any]) -> CheckResult:
     valid: list[int] = []
     clean_rows: list[dict[str, Any]] = []
     errors: dict[int, list[dict[str, Any]]] = {}
-    names = set(contract.names)
+    plan = _plan_of(contract)
     for i, row in enumerate(rows):
-        problems: list[dict[str, Any]] = []
         if not isinstance(row, Mapping):
             errors[i] = [{"field": None, "reason": "row must be an object"}]
             continue
+        problems: list[dict[str, Any]] = []
         clean: dict[str, Any] = {}
-        for rule in contract.inputs:
-            if rule.name not in row:
-                if rule.nullable:
-                    clean[rule.name] = None
-                else:
-                    problems.append({"field": rule.name, "reason": "missing"})
+        present = 0
+        for rule, name, fast, low, high in plan:
+            value = row.get(name, _MISSING)
+            # The common case decided inline: a plain number inside the rule's bounds
+            # (the bounds are finite, so NaN and infinities take the full check).
+            kind = type(value)
+            if (
+                (kind is float or kind is int)
+                and (fast is _FLOAT or (fast is _INT and kind is int))
+                and low <= value <= high
+            ):
+                clean[name] = float(value) if fast is _FLOAT else value
+                present += 1
                 continue
-            ok, value = check_value(rule, row[rule.name])
+            if value is _MISSING:
+                if rule.nullable:
+                    clean[name] = None
+                else:
+                    problems.append({"field": name, "reason": "missing"})
+                continue
+            present += 1
+            ok, value = check_value(rule, value)
             if ok:
-                clean[rule.name] = value
+                clean[name] = value
             else:
-                problems.append({"field": rule.name, "reason": value})
-        for key in row:
-            if key not in names:
-                problems.append({"field": key, "reason": "unknown field"})
+                problems.append({"field": name, "reason": value})
+        if len(row) > present:  # keys are unique: more keys than known fields found
+            names = contract.names
+            for key in row:
+                if key not in names:
+                    problems.append({"field": key, "reason": "unknown field"})
         if problems:
             errors[i] = problems
         else:
             valid.append(i)
             clean_rows.append(clean)
     return CheckResult(valid, clean_rows, errors)
+
+
+_MISSING: Any = object()
+_FLOAT, _INT = "float", "int"
+# (rule, name, fast kind or None, low, high) per input field.
+_Plan = tuple[tuple[FieldRule, str, str | None, float, float], ...]
+_PLANS: dict[int, tuple[Contract, _Plan]] = {}
+
+
+def _plan_of(contract: Contract) -> _Plan:
+    """How to check each field, worked out once per contract: numeric fields with no
+    rule beyond min/max get the inline check of ``check_rows`` (an int field only for an
+    int value: a float may be fractional); everything else goes through check_value."""
+    cached = _PLANS.get(id(contract))
+    if cached is not None and cached[0] is contract:
+        return cached[1]
+    plan = []
+    for rule in contract.inputs:
+        simple = rule.allowed is None and rule.pattern is None and rule.max_length is None
+        # The module's own constants, so check_rows can compare by identity.
+        fast = {"float": _FLOAT, "int": _INT}.get(rule.type) if simple else None
+        low = max(rule.min, -sys.float_info.max) if rule.min is not None else -sys.float_info.max
+        high = min(rule.max, sys.float_info.max) if rule.max is not None else sys.float_info.max
+        plan.append((rule, rule.name, fast, low, high))
+    result = tuple(plan)
+    if len(_PLANS) > 1024:  # contracts are few; this only bounds a pathological churn
+        _PLANS.clear()
+    _PLANS[id(contract)] = (contract, result)
+    return result
 
 
 def check_value(rule: FieldRule, value: Any) -> tuple[bool, Any]:

@@ -140,6 +140,9 @@ class _Open:
             cols = {name: X[:, j] for j, name in self.columns}
             preds = np.concatenate(self.predictions) if self.predictions else None
             proba = np.concatenate(self.probabilities) if self.probabilities else None
+            # Counted here, over everything folded at once, not per request: numpy's
+            # per-call cost on a one-row answer is most of what the check costs.
+            self.window.nan_outputs += _nonfinite_rows(preds, proba)
             self.window.profile.update(
                 cols, predictions=preds, probabilities=proba, classes=self.classes
             )
@@ -193,7 +196,6 @@ class WindowRecorder:
                 current.latencies.append(latency_ms)
             if X is not None and output is not None and len(X):
                 window.rows += len(X)
-                window.nan_outputs += _nonfinite_rows(output)
                 current.matrices.append(X)
                 current.predictions.append(np.asarray(output.predictions))
                 if output.probabilities is not None:
@@ -354,12 +356,15 @@ def _prediction_kind(loaded: LoadedVersion, output: ModelOutput | None) -> str |
     return "numeric"
 
 
-def _nonfinite_rows(output: ModelOutput) -> int:
-    bad = np.zeros(len(output.predictions), dtype=bool)
-    if output.predictions.dtype.kind == "f":
-        bad |= ~np.isfinite(output.predictions)
-    if output.probabilities is not None:
-        bad |= ~np.isfinite(np.asarray(output.probabilities, dtype=np.float64)).all(axis=1)
+def _nonfinite_rows(predictions: np.ndarray | None, probabilities: np.ndarray | None) -> int:
+    """Rows whose prediction or any class probability is NaN or infinite."""
+    if predictions is None:
+        return 0
+    bad = np.zeros(len(predictions), dtype=bool)
+    if predictions.dtype.kind == "f":
+        bad |= ~np.isfinite(predictions)
+    if probabilities is not None and len(probabilities) == len(predictions):
+        bad |= ~np.isfinite(np.asarray(probabilities, dtype=np.float64)).all(axis=1)
     return int(bad.sum())
 
 

@@ -8,7 +8,10 @@ go together in the next call, up to ``max_rows`` rows; ``max_wait_ms`` (default 
 hold a call back a little to gather more.
 
 Contracts are checked before a request joins a batch, so one bad row never fails
-another request's rows; a model error fails only the batch it happened in.
+another request's rows; a model error fails only the batch it happened in. The output
+rules are checked once over the whole batch's answer (``verify``): when it passes, so
+does every request's share of it, and only a batch that fails is checked request by
+request (so one bad answer withholds only its own request's).
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ import numpy as np
 
 from slipway.artifacts.flavors import ModelOutput
 
+# A request's share of the batch's answer, and whether the whole answer passed verify.
+Answer = tuple[ModelOutput, bool]
+
 
 @dataclass
 class _Waiting:
     X: np.ndarray
-    done: asyncio.Future[ModelOutput]
+    done: asyncio.Future[Answer]
 
 
 class Batcher:
@@ -39,8 +45,10 @@ class Batcher:
         *,
         max_rows: int = 256,
         max_wait_ms: float = 0.0,
+        verify: Callable[[ModelOutput], bool] | None = None,
     ) -> None:
         self.predict_fn = predict
+        self.verify = verify
         self.executor = executor
         self.max_rows = max_rows
         self.max_wait_s = max_wait_ms / 1000
@@ -48,8 +56,8 @@ class Batcher:
         self._running = False
         self.calls = 0  # model calls made (rows / calls = mean batch size)
 
-    async def predict(self, X: np.ndarray) -> ModelOutput:
-        done: asyncio.Future[ModelOutput] = asyncio.get_running_loop().create_future()
+    async def predict(self, X: np.ndarray) -> Answer:
+        done: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._queue.append(_Waiting(X, done))
         if not self._running:
             self._running = True
@@ -88,11 +96,12 @@ class Batcher:
                 if not w.done.done():
                     w.done.set_exception(exc)
             return
+        verified = self.verify is not None and self.verify(output)
         start = 0
         for w in batch:
             end = start + len(w.X)
             if not w.done.done():
-                w.done.set_result(_slice(output, start, end))
+                w.done.set_result((_slice(output, start, end), verified))
             start = end
 
 

@@ -19,6 +19,7 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ import numpy as np
 from slipway.artifacts.flavors import ModelOutput
 from slipway.contracts.check import check_outputs, check_rows
 from slipway.contracts.quarantine import Sealer, quarantine_rows
+from slipway.contracts.schema import Contract
 from slipway.errors import (
     ContractViolation,
     OutputContractViolation,
@@ -33,16 +35,10 @@ from slipway.errors import (
     SlipwayError,
 )
 from slipway.ids import new_id, utcnow
-from slipway.metrics import (
-    CONTRACT_VIOLATIONS,
-    OUTPUT_CONTRACT_VIOLATIONS,
-    PREDICTION_LATENCY,
-    PREDICTION_ROWS,
-    PREDICTIONS,
-)
+from slipway.metrics import CONTRACT_VIOLATIONS, OUTPUT_CONTRACT_VIOLATIONS, prediction_meters
 from slipway.monitoring.windows import WindowRecorder
 from slipway.serving.admission import Admission
-from slipway.serving.batching import Batcher
+from slipway.serving.batching import Answer, Batcher
 from slipway.serving.limits import ServingLimits
 from slipway.serving.mirrors import Mirrors
 from slipway.serving.pool import LoadedVersion, PredictorPool
@@ -216,9 +212,9 @@ class InferenceService:
                 await self.writer.write(None, held)
                 self._observe(loaded, None, None, None, len(checked.errors), "contract_violation")
                 raise _violation(checked.errors, refused, len(rows))
-        X = loaded.signature.matrix(checked.rows, allow_null=True)
+        X = loaded.matrix(checked.rows)
         try:
-            output = await self._call_model(loaded, X, limits)
+            output, verified = await self._call_model(loaded, X, limits)
         except SlipwayError:
             raise
         except Exception as exc:
@@ -232,7 +228,11 @@ class InferenceService:
         result = InferenceResult(
             new_id(), loaded, output, latency_ms, checked.valid, refused, checked.rows
         )
-        problems = check_outputs(loaded.contract, output.predictions, output.probabilities)
+        problems = (
+            []
+            if verified
+            else check_outputs(loaded.contract, output.predictions, output.probabilities)
+        )
         outputs: dict[str, Any] = {"predictions": to_plain(output.predictions)}
         if output.probabilities is not None:
             outputs["probabilities"] = to_plain(output.probabilities)
@@ -275,12 +275,15 @@ class InferenceService:
 
     async def _call_model(
         self, loaded: LoadedVersion, X: np.ndarray, limits: ServingLimits
-    ) -> ModelOutput:
+    ) -> Answer:
         """Run the model: merged with concurrent requests to the same version when
-        micro-batching is on for the endpoint and the predictor is vectorized."""
+        micro-batching is on for the endpoint and the predictor is vectorized. Also says
+        whether the answer is already known to pass the output rules (a batch's was
+        checked as a whole)."""
         if limits.batch_max_rows <= 0 or not getattr(loaded.predictor, "batchable", True):
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, loaded.predictor.predict, X)
+            output = await loop.run_in_executor(self._executor, loaded.predictor.predict, X)
+            return output, False
         key = (loaded.endpoint, loaded.version.id)
         current = self._batchers.get(key)
         # A change of the endpoint's limits bumps its generation: a new batcher takes them.
@@ -290,6 +293,7 @@ class InferenceService:
                 self._executor,
                 max_rows=limits.batch_max_rows,
                 max_wait_ms=limits.batch_wait_ms,
+                verify=partial(_passes_output_rules, loaded.contract),
             )
             current = self._batchers[key] = (loaded.generation, batcher)
         return await current[1].predict(X)
@@ -308,12 +312,18 @@ class InferenceService:
         self.windows.observe(
             loaded, X, output, latency_ms=latency_ms, violations=violations, error=error
         )
-        labels = (loaded.endpoint, str(loaded.version.number))
-        PREDICTIONS.labels(*labels, outcome).inc()
+        requests, rows, latency = prediction_meters(
+            loaded.endpoint, str(loaded.version.number), outcome
+        )
+        requests.inc()
         if X is not None:
-            PREDICTION_ROWS.labels(*labels).inc(len(X))
+            rows.inc(len(X))
         if latency_ms is not None:
-            PREDICTION_LATENCY.labels(*labels).observe(latency_ms / 1000)
+            latency.observe(latency_ms / 1000)
+
+
+def _passes_output_rules(contract: Contract, output: ModelOutput) -> bool:
+    return not check_outputs(contract, output.predictions, output.probabilities)
 
 
 def _violation(
