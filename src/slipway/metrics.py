@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 AUTH_FAILURES = Counter(
     "slipway_auth_failures_total",
@@ -76,4 +76,14 @@ MIRRORED = Counter(
     "Copies of answered requests run beside the caller's version, by outcome: ok, error, "
     "or dropped (too many pending; the shadow is slower than the traffic).",
     ["endpoint", "version", "kind", "outcome"],
+)
+CONTROLLER_LEADER = Gauge(
+    "slipway_controller_leader",
+    "1 while this worker holds the controller lease and runs the shared jobs (rollouts, "
+    "monitors, alert delivery, retention, window rollup, audit checkpoints), else 0.",
+)
+CONTROLLER_RUNS = Counter(
+    "slipway_controller_runs_total",
+    "Rounds of a shared job this worker ran as the controllers' leader.",
+    ["job"],
 )

@@ -203,10 +203,15 @@ class Runtime:
         """Write this worker's open windows of endpoints under rollout (the analysis
         judges them within seconds), then advance every rollout once. The rollout
         controller runs this every ``rollout_interval_s``."""
-        under = self.rollouts.endpoints_under_rollout()
-        if under:
-            self.windows.flush(self.engine, endpoints=under)
+        self.flush_rollout_windows()
         return self.rollouts.tick()
+
+    def flush_rollout_windows(self) -> int:
+        """Write this worker's open windows of endpoints under rollout. Workers that do
+        not run the controller still do this every ``rollout_interval_s``: the leader's
+        analysis must see every worker's traffic within seconds."""
+        under = self.rollouts.endpoints_under_rollout()
+        return self.windows.flush(self.engine, endpoints=under) if under else 0
 
     def close(self) -> None:
         self.inference.shutdown()

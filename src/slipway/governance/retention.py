@@ -18,9 +18,10 @@ together or not at all" trivially true. The price: on SQLite other writers (pred
 records included) wait for the purge's commit, which matters only for the first purge of
 a large backlog; regular runs delete about one interval's worth of rows.
 
-Every worker runs the purge job; concurrent purges queue on a lock (SQLite's write
-lock; a transaction-scoped advisory lock on PostgreSQL) and the later one finds nothing
-left to delete. The models being purged are locked (``FOR UPDATE``) and re-read under
+The server runs the purge job in the worker holding the controller lease (ADR 0013);
+purges that still meet (a handover, a purge through the API) queue on a lock (SQLite's
+write lock; a transaction-scoped advisory lock on PostgreSQL) and the later one finds
+nothing left to delete. The models being purged are locked (``FOR UPDATE``) and re-read under
 the lock, so a hold placed while a purge runs waits for it and binds every later purge.
 Records of a model missing from the inventory (models are never deleted) are not purged.
 """

@@ -24,14 +24,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, func, insert, select
 
 from slipway.artifacts.flavors import ModelOutput
 from slipway.ids import new_id, utcnow
 from slipway.monitoring.profile import Profile, kinds_from_contract
 from slipway.monitoring.sketches import ColumnSketch
 from slipway.serving.pool import LoadedVersion
-from slipway.store.engine import transaction
+from slipway.store.engine import backend_name, transaction
 from slipway.store.tables import monitor_windows
 
 log = logging.getLogger("slipway.monitoring")
@@ -41,6 +41,8 @@ GRANULARITY_S = {"minute": 60, "hour": 3600, "day": 86400}
 ROLLUP_AFTER = {"minute": timedelta(hours=6), "hour": timedelta(days=14)}
 # Closed buckets kept in memory while the store cannot take them; older ones are dropped.
 MAX_UNFLUSHED_BUCKETS = 240
+# pg_advisory_xact_lock key that serializes rollups across workers and replicas.
+_ROLLUP_LOCK = int.from_bytes(b"slw:rlup", "big") & (2**63 - 1)
 
 
 @dataclass
@@ -458,6 +460,11 @@ class WindowStore:
         # Only whole coarse buckets: a bucket still receiving fine rows is left alone.
         limit = datetime.fromtimestamp(before.timestamp() // step * step, UTC)
         with transaction(self.engine) as conn:
+            if backend_name(self.engine) == "postgresql":
+                # Under READ COMMITTED two rollups at once would read the same fine rows
+                # and both insert their merge: counted twice. SQLite's write lock (BEGIN
+                # IMMEDIATE) already serializes them.
+                conn.execute(select(func.pg_advisory_xact_lock(_ROLLUP_LOCK)))
             rows = list(
                 conn.execute(
                     select(monitor_windows).where(

@@ -547,3 +547,15 @@ reviews = Table(
     Column("created_at", _utc(), nullable=False),
     Index("ix_reviews_model_created", "model", "created_at"),
 )
+
+# Leases (store/leases.py): one row per name while held; the server's controllers run in
+# the worker holding "controllers". A holder renews before ``expires_at``; past it,
+# anyone may take the row over.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(256), nullable=False),
+    Column("acquired_at", _utc(), nullable=False),
+    Column("expires_at", _utc(), nullable=False),
+)
