@@ -29,6 +29,8 @@ DURATION_S = 60.0
 CLIENTS = 48
 DELAY_S = 0.1
 INFLIGHT, QUEUE = 4, 8
+# How long the deadline test's model holds its endpoint's only slot.
+OCCUPY_S = 2.0
 CAPACITY_RPS = INFLIGHT / DELAY_S
 # Each client paces itself so that together they offer about 6x capacity.
 PACE_S = CLIENTS / (6 * CAPACITY_RPS)
@@ -145,38 +147,52 @@ def test_overload_sheds_fast_and_keeps_health_latency_and_memory(
 def test_a_request_past_its_deadline_gets_504_and_is_not_run(
     slow_server: ServerProcess,
 ) -> None:
+    # Its own endpoint: one slot, one queue place, and a model that holds the slot for
+    # 2 s, so the late request surely waits however slowly a loaded machine sends it.
+    client: Any = slow_server.client()
+    client.create_model("slower", owner="ml-team")
+    version = client.register_version(
+        "slower",
+        artifact=json.dumps(
+            {"class": "pyfunc_example:SlowModel", "init": {"delay_s": OCCUPY_S}}
+        ).encode(),
+        flavor="pyfunc",
+        signature={"inputs": [{"name": "x", "type": "float"}]},
+        example_rows=[{"x": 1.0}],
+    )
+    assert version["status"] == "ready", version
+    client.deploy("slower", model="slower", version=1, max_inflight=1, max_queue=1)
     headers = {"Authorization": f"Bearer {slow_server.token}"}
     results: list[httpx.Response] = []
 
     def occupy() -> None:
         with httpx.Client(base_url=slow_server.url, headers=headers, timeout=30) as http:
-            results.append(http.post("/v1/endpoints/slow/predict", json={"inputs": [{"x": 1}]}))
+            results.append(http.post("/v1/endpoints/slower/predict", json={"inputs": [{"x": 1}]}))
 
-    # Fill every slot and all but one queue place for ~300 ms; the late request takes
-    # the last place and must give up there.
-    busy = [threading.Thread(target=occupy) for _ in range(INFLIGHT + QUEUE - 1)]
-    for t in busy:
-        t.start()
-    time.sleep(0.1)
+    busy = threading.Thread(target=occupy)
+    busy.start()
+    time.sleep(0.3)  # the occupier is in well before the late request; it runs 2 s
+    started = time.monotonic()
     with httpx.Client(base_url=slow_server.url, headers=headers, timeout=30) as http:
         late = http.post(
-            "/v1/endpoints/slow/predict",
+            "/v1/endpoints/slower/predict",
             json={"inputs": [{"x": 2.0}]},
             headers={"X-Slipway-Timeout-Ms": "20"},
         )
+        late_s = time.monotonic() - started
         bad = http.post(
-            "/v1/endpoints/slow/predict",
+            "/v1/endpoints/slower/predict",
             json={"inputs": [{"x": 2.0}]},
             headers={"X-Slipway-Timeout-Ms": "soon"},
         )
-    for t in busy:
-        t.join(timeout=30)
+    busy.join(timeout=30)
     assert late.status_code == 504, late.text
     assert late.json()["error"]["code"] == "deadline_exceeded"
+    assert late_s < OCCUPY_S, "the late request waited for the slot instead of giving up"
     assert bad.status_code == 422 and "X-Slipway-Timeout-Ms" in bad.text
-    assert all(r.status_code == 200 for r in results)
-    client: Any = slow_server.client()
-    recent = client.list_predictions("slow", limit=1000)
+    assert [r.status_code for r in results] == [200]
+    recent = client.list_predictions("slower", limit=1000)
     client.close()
     inputs = [row for rec in recent["records"] for row in rec["inputs"]]
+    assert {"x": 1.0} in inputs
     assert {"x": 2.0} not in inputs, "a request past its deadline was run"
