@@ -205,6 +205,23 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
     proc.stop()
 
 
+def pyfunc_runtime(home: Path, database_url: str = "") -> Any:
+    """A runtime on ``home`` (and ``database_url``, default its SQLite file) that trusts
+    the example pyfunc module of tests/artifacts (which must be importable)."""
+    from slipway.runtime import Runtime
+    from slipway.settings import Settings
+
+    settings = Settings(
+        {
+            "home": str(home),
+            "database_url": database_url,
+            "pyfunc_trusted_modules": "pyfunc_example",
+        },
+        environ={},
+    )
+    return Runtime.from_settings(settings)
+
+
 def ready_pyfunc_version(
     runtime: Any,
     model: str,

@@ -18,9 +18,8 @@ from slipway.errors import Conflict, ValidationFailed
 from slipway.governance.evaluations import digest_of
 from slipway.registry.versions import Version
 from slipway.runtime import Runtime
-from slipway.settings import Settings
 from slipway.store.tables import audit_events
-from tests.conftest import ready_pyfunc_version
+from tests.conftest import pyfunc_runtime, ready_pyfunc_version
 
 DEV = Actor("dana")
 SIGNATURE = {"inputs": [{"name": "x", "type": "float"}], "classes": [0, 1]}
@@ -29,15 +28,7 @@ WHEN = "2024-06-01T12:00:00+00:00"
 
 
 def make_runtime(home: Path, database_url: str = "") -> Runtime:
-    settings = Settings(
-        {
-            "home": str(home),
-            "database_url": database_url,
-            "pyfunc_trusted_modules": "pyfunc_example",
-        },
-        environ={},
-    )
-    runtime = Runtime.from_settings(settings)
+    runtime: Runtime = pyfunc_runtime(home, database_url)
     runtime.models.create(name="m", owner="ml-team", actor=DEV)
     return runtime
 

@@ -18,9 +18,8 @@ from sqlalchemy import select
 from slipway.audit import Actor
 from slipway.errors import PolicyBlocked
 from slipway.runtime import Runtime
-from slipway.settings import Settings
 from slipway.store.tables import audit_events
-from tests.conftest import ServerProcess, make_server, ready_pyfunc_version
+from tests.conftest import ServerProcess, make_server, pyfunc_runtime, ready_pyfunc_version
 from tests.governance.test_policies import ROWS, SIGNATURE, _skops
 
 ADMIN = Actor("admin")
@@ -82,10 +81,7 @@ class World:
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """Endpoint ``e`` serving version 1 (auc 0.9) of ``m``; no policy yet."""
     monkeypatch.syspath_prepend(str(ARTIFACTS))
-    settings = Settings(
-        {"home": str(tmp_path / "home"), "pyfunc_trusted_modules": "pyfunc_example"}, environ={}
-    )
-    w = World(Runtime.from_settings(settings))
+    w = World(pyfunc_runtime(tmp_path / "home"))
     w.rt.models.create(name="m", owner="ml-team", actor=ADMIN)
     w.version(auc=0.9)
     w.rt.endpoints.deploy("e", model="m", version=1, actor=ADMIN)

@@ -26,9 +26,8 @@ from slipway.governance.testscore import (
 from slipway.monitoring.profile import build_profile
 from slipway.registry.versions import Version
 from slipway.runtime import Runtime
-from slipway.settings import Settings
 from slipway.store.tables import audit_events
-from tests.conftest import ready_pyfunc_version
+from tests.conftest import pyfunc_runtime, ready_pyfunc_version
 
 ADMIN = Actor("admin")
 DEV = Actor("dana")
@@ -52,15 +51,7 @@ PAPER_BAND_1_2 = (
 
 def make_runtime(home: Path, database_url: str = "", **model: Any) -> Runtime:
     """A runtime with model ``m`` (owner ml-team) and nothing else."""
-    settings = Settings(
-        {
-            "home": str(home),
-            "database_url": database_url,
-            "pyfunc_trusted_modules": "pyfunc_example",
-        },
-        environ={},
-    )
-    runtime = Runtime.from_settings(settings)
+    runtime: Runtime = pyfunc_runtime(home, database_url)
     runtime.models.create(name="m", owner="ml-team", actor=DEV, **model)
     return runtime
 

@@ -24,9 +24,8 @@ from slipway.audit import Actor
 from slipway.errors import Conflict, EndpointStopped, ValidationFailed
 from slipway.runtime import Runtime
 from slipway.serving.inference import InferenceResult
-from slipway.settings import Settings
 from slipway.store.tables import audit_events, prediction_records
-from tests.conftest import ready_pyfunc_version
+from tests.conftest import pyfunc_runtime, ready_pyfunc_version
 
 ADMIN = Actor("admin")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -86,10 +85,7 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.syspath_prepend(str(ARTIFACTS))
-    settings = Settings(
-        {"home": str(tmp_path / "home"), "pyfunc_trusted_modules": "pyfunc_example"}, environ={}
-    )
-    rt = Runtime.from_settings(settings)
+    rt: Runtime = pyfunc_runtime(tmp_path / "home")
     rt.models.create(name="m", owner="ml-team", actor=ADMIN, runbook_url="https://rb")
     loop = asyncio.new_event_loop()
     loop.run_until_complete(rt.writer.start())

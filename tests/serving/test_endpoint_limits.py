@@ -36,7 +36,7 @@ from slipway.serving.inference import InferenceResult
 from slipway.settings import Settings
 from slipway.store.tables import audit_events
 from tests.cli.expect import as_json, assert_clean_failure
-from tests.conftest import ServerProcess, make_server, ready_pyfunc_version
+from tests.conftest import ServerProcess, make_server, pyfunc_runtime, ready_pyfunc_version
 
 ADMIN = Actor("admin")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -93,15 +93,7 @@ class World:
 
 
 def _world(home: Path, database_url: str = "") -> World:
-    settings = Settings(
-        {
-            "home": str(home),
-            "database_url": database_url,
-            "pyfunc_trusted_modules": "pyfunc_example",
-        },
-        environ={},
-    )
-    rt = Runtime.from_settings(settings)
+    rt: Runtime = pyfunc_runtime(home, database_url)
     loop = asyncio.new_event_loop()
     loop.run_until_complete(rt.writer.start())
     return World(rt, loop)

@@ -86,7 +86,7 @@ class Mirrors:
         try:
             if checked.errors:
                 raise ValueError(f"{len(checked.errors)} rows break this version's contract")
-            X = target.signature.matrix(checked.rows, allow_null=True)
+            X = target.matrix(checked.rows)
             loop = asyncio.get_running_loop()
             output, latency_ms = await loop.run_in_executor(
                 self._executor, _timed, target.predictor.predict, X
