@@ -227,7 +227,13 @@ class Slipway(Server):
     labels: tuple[str, ...] = ("slipway", "slipway (V2)")
 
     # Settings that shape serving throughput, shown in the report when this build has them.
-    TUNING = ("predict_threads", "batch_max_rows", "batch_wait_ms", "record_flush_ms")
+    TUNING = (
+        "predict_threads",
+        "inline_call_ms",
+        "batch_max_rows",
+        "batch_wait_ms",
+        "record_flush_ms",
+    )
 
     def __init__(self, options: Options) -> None:
         super().__init__(options)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from datetime import UTC, datetime
 
 
 def new_id() -> str:
     """13 hex digits of microseconds since the epoch, then 19 random hex digits."""
-    return f"{time.time_ns() // 1000:013x}{secrets.token_hex(10)[:19]}"
+    # os.urandom is what secrets.token_hex reads, without its layers (one per request).
+    return f"{time.time_ns() // 1000:013x}{os.urandom(10).hex()[:19]}"
 
 
 def utcnow() -> datetime:

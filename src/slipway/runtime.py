@@ -160,6 +160,7 @@ class Runtime:
                 writer,
                 sealer,
                 threads=settings.predict_threads,
+                inline_call_ms=settings.inline_call_ms,
                 windows=windows,
                 admission=Admission(settings.max_inflight, settings.max_queue),
                 batch_max_rows=settings.batch_max_rows,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import pytest
 
 from slipway.artifacts.flavors import ModelOutput
 from slipway.serving.batching import Batcher
+from slipway.serving.calls import CallPace, ModelCalls
 
 
 class Model:
@@ -30,12 +33,19 @@ class Model:
         return ModelOutput(X[:, 0] * 2, proba, ["a", "b"])
 
 
+def on_threads(
+    model: Model, pool: ThreadPoolExecutor
+) -> Callable[[np.ndarray], Awaitable[ModelOutput]]:
+    """The model's calls as the server makes them, always on ``pool``'s threads."""
+    return partial(ModelCalls(pool, inline_ms=0).run, model, CallPace())
+
+
 def test_concurrent_requests_share_calls_and_get_their_own_rows() -> None:
     model = Model()
 
     async def scenario() -> list[ModelOutput]:
         with ThreadPoolExecutor(2) as pool:
-            batcher = Batcher(model.predict, pool, max_rows=64)
+            batcher = Batcher(on_threads(model, pool), max_rows=64)
             model.gate.clear()  # the first call blocks, so the others queue behind it
             first = asyncio.create_task(batcher.predict(np.array([[0.0]])))
             await asyncio.sleep(0.02)
@@ -60,7 +70,7 @@ def test_a_lone_request_runs_at_once_and_batches_respect_max_rows() -> None:
 
     async def scenario() -> None:
         with ThreadPoolExecutor(1) as pool:
-            batcher = Batcher(model.predict, pool, max_rows=5)
+            batcher = Batcher(on_threads(model, pool), max_rows=5)
             await batcher.predict(np.ones((3, 1)) / 10)
             model.gate.clear()
             first = asyncio.create_task(batcher.predict(np.ones((1, 1)) / 10))
@@ -79,7 +89,7 @@ def test_a_model_error_fails_only_its_batch() -> None:
 
     async def scenario() -> tuple[object, ...]:
         with ThreadPoolExecutor(1) as pool:
-            batcher = Batcher(model.predict, pool, max_rows=64)
+            batcher = Batcher(on_threads(model, pool), max_rows=64)
             bad = await asyncio.gather(batcher.predict(np.array([[-1.0]])), return_exceptions=True)
             good = await batcher.predict(np.array([[0.5]]))
             return (*bad, good)
@@ -100,7 +110,7 @@ def test_verify_runs_once_per_batch_and_a_failed_batch_vouches_for_nobody() -> N
 
     async def scenario(values: list[float]) -> list[bool]:
         with ThreadPoolExecutor(1) as pool:
-            batcher = Batcher(model.predict, pool, max_rows=64, verify=verify)
+            batcher = Batcher(on_threads(model, pool), max_rows=64, verify=verify)
             model.gate.clear()
             first = asyncio.create_task(batcher.predict(np.array([[0.1]])))
             await asyncio.sleep(0.02)

@@ -6,7 +6,7 @@ nothing beyond a dict lookup.
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,7 +28,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or secrets.token_hex(8)
+        request_id = _incoming_request_id(scope) or os.urandom(8).hex()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         # Deadlines count from arrival, not from when a handler got round to it.

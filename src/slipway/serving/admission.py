@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from slipway.errors import DeadlineExceeded, Overloaded
@@ -39,38 +37,25 @@ class Admission:
         self.max_queue = max_queue
         self._gates: dict[str, _Gate] = {}
 
-    @asynccontextmanager
-    async def slot(
+    def slot(
         self,
         endpoint: str,
         deadline: float | None = None,
         *,
         max_inflight: int | None = None,
         max_queue: int | None = None,
-    ) -> AsyncIterator[None]:
-        """Hold one of ``endpoint``'s in-flight slots; ``deadline`` is a
-        ``time.monotonic()`` instant after which the request must not start;
+    ) -> Slot:
+        """``async with`` it to hold one of ``endpoint``'s in-flight slots; ``deadline``
+        is a ``time.monotonic()`` instant after which the request must not start;
         ``max_inflight`` / ``max_queue`` are the endpoint's bounds (default: the
         server's)."""
         gate = self._gates.get(endpoint)
         if gate is None:
             gate = self._gates[endpoint] = _Gate()
         gate.max_inflight = self.max_inflight if max_inflight is None else max_inflight
-        if gate.waiting:  # the bound may have been raised: waiters go first
-            self._hand_over(gate)
-        if gate.inflight >= gate.max_inflight:
-            await self._wait(
-                endpoint, gate, deadline, self.max_queue if max_queue is None else max_queue
-            )
-        else:
-            gate.inflight += 1
-        try:
-            if deadline is not None and time.monotonic() >= deadline:
-                SHED.labels(endpoint=endpoint, reason="deadline").inc()
-                raise DeadlineExceeded(f"the request's deadline passed before {endpoint!r} ran it")
-            yield
-        finally:
-            self._release(gate)
+        return Slot(
+            self, endpoint, gate, deadline, self.max_queue if max_queue is None else max_queue
+        )
 
     async def _wait(
         self, endpoint: str, gate: _Gate, deadline: float | None, max_queue: int
@@ -120,3 +105,41 @@ class Admission:
         """(running, waiting) on ``endpoint``."""
         gate = self._gates.get(endpoint)
         return (gate.inflight, len(gate.waiting)) if gate else (0, 0)
+
+
+class Slot:
+    """One request's turn on an endpoint (``Admission.slot``). A class rather than an
+    ``@asynccontextmanager``: it is entered on every request, and a generator-based one
+    costs about 4 µs more each time."""
+
+    __slots__ = ("admission", "endpoint", "gate", "deadline", "max_queue")
+
+    def __init__(
+        self,
+        admission: Admission,
+        endpoint: str,
+        gate: _Gate,
+        deadline: float | None,
+        max_queue: int,
+    ) -> None:
+        self.admission = admission
+        self.endpoint = endpoint
+        self.gate = gate
+        self.deadline = deadline
+        self.max_queue = max_queue
+
+    async def __aenter__(self) -> None:
+        admission, gate = self.admission, self.gate
+        if gate.waiting:  # the bound may have been raised: waiters go first
+            admission._hand_over(gate)
+        if gate.inflight >= gate.max_inflight:
+            await admission._wait(self.endpoint, gate, self.deadline, self.max_queue)
+        else:
+            gate.inflight += 1
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            admission._release(gate)
+            SHED.labels(endpoint=self.endpoint, reason="deadline").inc()
+            raise DeadlineExceeded(f"the request's deadline passed before {self.endpoint!r} ran it")
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.admission._release(self.gate)

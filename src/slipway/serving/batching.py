@@ -17,8 +17,7 @@ request (so one bad answer withholds only its own request's).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,16 +39,15 @@ class Batcher:
 
     def __init__(
         self,
-        predict: Callable[[np.ndarray], ModelOutput],
-        executor: Executor,
+        call: Callable[[np.ndarray], Awaitable[ModelOutput]],
         *,
         max_rows: int = 256,
         max_wait_ms: float = 0.0,
         verify: Callable[[ModelOutput], bool] | None = None,
     ) -> None:
-        self.predict_fn = predict
+        # Runs the model (``ModelCalls.run``: on a predict thread, or inline when short).
+        self.call = call
         self.verify = verify
-        self.executor = executor
         self.max_rows = max_rows
         self.max_wait_s = max_wait_ms / 1000
         self._queue: list[_Waiting] = []
@@ -84,11 +82,10 @@ class Batcher:
         return batch
 
     async def _run(self, batch: list[_Waiting]) -> None:
-        loop = asyncio.get_running_loop()
         X = batch[0].X if len(batch) == 1 else np.concatenate([w.X for w in batch])
         self.calls += 1
         try:
-            output = await loop.run_in_executor(self.executor, self.predict_fn, X)
+            output = await self.call(X)
             if len(output.predictions) != len(X):
                 raise ValueError(f"the model answered {len(output.predictions)} rows for {len(X)}")
         except Exception as exc:  # the model raised: every request of this batch fails

@@ -15,7 +15,6 @@ format into rows and call :meth:`InferenceService.predict`:
 
 from __future__ import annotations
 
-import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from slipway.metrics import CONTRACT_VIOLATIONS, OUTPUT_CONTRACT_VIOLATIONS, pre
 from slipway.monitoring.windows import WindowRecorder
 from slipway.serving.admission import Admission
 from slipway.serving.batching import Answer, Batcher
+from slipway.serving.calls import ModelCalls
 from slipway.serving.limits import ServingLimits
 from slipway.serving.mirrors import Mirrors
 from slipway.serving.pool import LoadedVersion, PredictorPool
@@ -88,6 +88,7 @@ class InferenceService:
         batch_max_rows: int = 0,
         batch_wait_ms: float = 0.0,
         request_timeout_s: float = 30.0,
+        inline_call_ms: float = 1.0,
     ) -> None:
         self.pool = pool
         self.writer = writer
@@ -108,6 +109,7 @@ class InferenceService:
         # (endpoint, version id) -> (generation, batcher of that version)
         self._batchers: dict[tuple[str, str], tuple[int, Batcher]] = {}
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="predict")
+        self.calls = ModelCalls(self._executor, inline_call_ms)
         self.mirrors = Mirrors(writer, self.windows)
 
     def limits(self, endpoint: str) -> ServingLimits:
@@ -281,16 +283,13 @@ class InferenceService:
         whether the answer is already known to pass the output rules (a batch's was
         checked as a whole)."""
         if limits.batch_max_rows <= 0 or not getattr(loaded.predictor, "batchable", True):
-            loop = asyncio.get_running_loop()
-            output = await loop.run_in_executor(self._executor, loaded.predictor.predict, X)
-            return output, False
+            return await self.calls.run(loaded.predictor, loaded.pace, X), False
         key = (loaded.endpoint, loaded.version.id)
         current = self._batchers.get(key)
         # A change of the endpoint's limits bumps its generation: a new batcher takes them.
         if current is None or current[0] != loaded.generation:
             batcher = Batcher(
-                loaded.predictor.predict,
-                self._executor,
+                partial(self.calls.run, loaded.predictor, loaded.pace),
                 max_rows=limits.batch_max_rows,
                 max_wait_ms=limits.batch_wait_ms,
                 verify=partial(_passes_output_rules, loaded.contract),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -27,6 +27,7 @@ from slipway.contracts.schema import Contract
 from slipway.contracts.signature import Signature
 from slipway.errors import ModelLoadFailed, NotFound, SlipwayError, Unavailable
 from slipway.registry.versions import Version
+from slipway.serving.calls import CallPace
 from slipway.serving.limits import EndpointLimits
 from slipway.serving.routing import Route
 
@@ -44,6 +45,8 @@ class LoadedVersion:
     contract_mode: str = "reject"
     # primary | canary | shadow | fallback: the part of the traffic plan it answers for.
     arm: str = "primary"
+    # How long its model calls take: decides whether a call may run inline.
+    pace: CallPace = field(default_factory=CallPace, compare=False, repr=False)
 
     def matrix(self, rows: list[dict[str, Any]]) -> np.ndarray:
         """The model's input for rows the contract passed (and cleaned)."""

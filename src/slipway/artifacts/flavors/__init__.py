@@ -44,6 +44,11 @@ class ModelOutput:
 
 
 class Predictor(Protocol):
+    """What serving calls. Optional attributes, read with ``getattr``: ``batchable``
+    (default True: concurrent requests may share one call) and ``compute_only`` (default
+    False; True: calls never wait on I/O or locks, so a short one may run on the event
+    loop, ``serving/calls.py``)."""
+
     def predict(self, X: np.ndarray) -> ModelOutput: ...
 
 

@@ -60,6 +60,9 @@ _CLASSIFIERS = ("binary", "multiclass", "softmax", "multiclassova", "ova", "cros
 
 
 class LightGBMPredictor:
+    # Its calls only compute: a short one may run on the event loop (serving/calls.py).
+    compute_only = True
+
     def __init__(self, booster: Any, objective: str, spec: LoadSpec) -> None:
         self.booster = booster
         self.objective = objective

@@ -89,6 +89,9 @@ _INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
 class OnnxPredictor:
+    # Its calls only compute: a short one may run on the event loop (serving/calls.py).
+    compute_only = True
+
     def __init__(self, session: Any, spec: LoadSpec) -> None:
         self.session = session
         self.spec = spec

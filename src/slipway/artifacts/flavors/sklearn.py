@@ -63,6 +63,9 @@ class SklearnFlavor:
 
 
 class SklearnPredictor:
+    # Its calls only compute: a short one may run on the event loop (serving/calls.py).
+    compute_only = True
+
     def __init__(self, model: Any) -> None:
         self.model = model
         self._proba = hasattr(model, "predict_proba")

@@ -1,0 +1,88 @@
+"""Where a model call runs: on the event loop when it is known to be short, else on a
+predict thread.
+
+Handing a call to a thread and back is not free: the wake-ups and the GIL passing
+between the event loop and the thread cost about 0.1-0.15 ms of CPU per call on the
+benchmark machine (``benchmarks/serving/app_cost.py``), as much as half of a logistic
+regression's whole call. So a call runs inline, on the event loop, when all of these hold:
+
+- the predictor only computes (``compute_only``: the built-in flavors). A custom pyfunc
+  model may wait on a network or a lock, which must never stall the event loop;
+- this version's calls have been measured (``LEARN`` calls on a thread first);
+- its measured CPU per call, scaled to this call's rows, is within the server's
+  ``inline_call_ms`` (default 1 ms), which bounds how long one call may hold up every
+  other request, health checks included.
+
+Every call is timed by the CPU of the thread that ran it (``time.thread_time``), which,
+unlike wall time, does not count waiting for the GIL on a busy server. A version whose
+calls grow slower (bigger requests, a changed input mix) moves back to the threads by
+itself: the estimate follows every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+import numpy as np
+
+from slipway.artifacts.flavors import ModelOutput, Predictor
+
+
+class CallPace:
+    """How much CPU one version's model calls take: a moving average per call and of
+    the rows per call, so a call of ``n`` rows can be estimated before it runs."""
+
+    LEARN = 20  # calls timed (on a thread) before any may run inline
+    WEIGHT = 0.1  # of the newest call in the moving averages
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.ms = 0.0
+        self.rows = 1.0
+
+    def estimate_ms(self, rows: int) -> float | None:
+        """The expected CPU of a call of ``rows`` rows; None until enough calls were
+        timed. Conservative: calls never get cheaper per call with more rows."""
+        if self.calls < self.LEARN:
+            return None
+        return self.ms * max(1.0, rows / self.rows)
+
+    def timed(self, predict: Callable[[np.ndarray], ModelOutput], X: np.ndarray) -> ModelOutput:
+        """Run ``predict`` on the current thread and learn from its CPU time."""
+        started = time.thread_time()
+        output = predict(X)
+        self._learn((time.thread_time() - started) * 1000, len(X))
+        return output
+
+    def _learn(self, ms: float, rows: int) -> None:
+        if self.calls == 0:
+            self.ms, self.rows = ms, float(max(rows, 1))
+        else:
+            self.ms += self.WEIGHT * (ms - self.ms)
+            self.rows += self.WEIGHT * (max(rows, 1) - self.rows)
+        self.calls += 1
+
+
+class ModelCalls:
+    """Runs model calls inline or on ``executor``, as the module docstring says."""
+
+    def __init__(self, executor: Executor, inline_ms: float = 1.0) -> None:
+        self.executor = executor
+        self.inline_ms = inline_ms
+        self.inline = 0  # calls run on the event loop (for tests and the curious)
+
+    async def run(self, predictor: Predictor, pace: CallPace, X: np.ndarray) -> ModelOutput:
+        if self.runs_inline(predictor, pace, len(X)):
+            self.inline += 1
+            return pace.timed(predictor.predict, X)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, pace.timed, predictor.predict, X)
+
+    def runs_inline(self, predictor: Predictor, pace: CallPace, rows: int) -> bool:
+        if self.inline_ms <= 0 or not getattr(predictor, "compute_only", False):
+            return False
+        estimate = pace.estimate_ms(rows)
+        return estimate is not None and estimate <= self.inline_ms
