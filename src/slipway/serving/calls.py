@@ -10,8 +10,12 @@ regression's whole call. So a call runs inline, on the event loop, when all of t
   model may wait on a network or a lock, which must never stall the event loop;
 - this version's calls have been measured (``LEARN`` calls on a thread first);
 - its measured CPU per call, scaled to this call's rows, is within the server's
-  ``inline_call_ms`` (default 1 ms), which bounds how long one call may hold up every
-  other request, health checks included.
+  ``inline_call_ms``, which bounds how long one call may hold up every other request,
+  health checks included.
+
+It is off by default (``inline_call_ms=0``): driven in-process it cut an unbatched
+request's CPU by 12-18%, but through uvicorn and wrk on the 2-core benchmark machine
+the whole server showed no gain beyond its noise (ADR 0009).
 
 Every call is timed by the CPU of the thread that ran it (``time.thread_time``), which,
 unlike wall time, does not count waiting for the GIL on a busy server. A version whose
@@ -69,7 +73,7 @@ class CallPace:
 class ModelCalls:
     """Runs model calls inline or on ``executor``, as the module docstring says."""
 
-    def __init__(self, executor: Executor, inline_ms: float = 1.0) -> None:
+    def __init__(self, executor: Executor, inline_ms: float = 0.0) -> None:
         self.executor = executor
         self.inline_ms = inline_ms
         self.inline = 0  # calls run on the event loop (for tests and the curious)

@@ -88,7 +88,7 @@ class InferenceService:
         batch_max_rows: int = 0,
         batch_wait_ms: float = 0.0,
         request_timeout_s: float = 30.0,
-        inline_call_ms: float = 1.0,
+        inline_call_ms: float = 0.0,
     ) -> None:
         self.pool = pool
         self.writer = writer
