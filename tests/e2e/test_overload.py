@@ -43,6 +43,22 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
+def deploy_slow_model(client: Any, name: str, delay_s: float, **limits: int) -> None:
+    """Register and deploy, as ``name``, a pyfunc model answering after ``delay_s``."""
+    client.create_model(name, owner="ml-team")
+    version = client.register_version(
+        name,
+        artifact=json.dumps(
+            {"class": "pyfunc_example:SlowModel", "init": {"delay_s": delay_s}}
+        ).encode(),
+        flavor="pyfunc",
+        signature={"inputs": [{"name": "x", "type": "float"}]},
+        example_rows=[{"x": 1.0}],
+    )
+    assert version["status"] == "ready", version
+    client.deploy(name, model=name, version=1, **limits)
+
+
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     server = make_server(
@@ -56,18 +72,7 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     server.init()
     server.start()
     client = server.client()
-    client.create_model("slow", owner="ml-team")
-    version = client.register_version(
-        "slow",
-        artifact=json.dumps(
-            {"class": "pyfunc_example:SlowModel", "init": {"delay_s": DELAY_S}}
-        ).encode(),
-        flavor="pyfunc",
-        signature={"inputs": [{"name": "x", "type": "float"}]},
-        example_rows=[{"x": 1.0}],
-    )
-    assert version["status"] == "ready", version
-    client.deploy("slow", model="slow", version=1)
+    deploy_slow_model(client, "slow", DELAY_S)
     client.close()
     yield server
     server.stop()
@@ -150,18 +155,7 @@ def test_a_request_past_its_deadline_gets_504_and_is_not_run(
     # Its own endpoint: one slot, one queue place, and a model that holds the slot for
     # 2 s, so the late request surely waits however slowly a loaded machine sends it.
     client: Any = slow_server.client()
-    client.create_model("slower", owner="ml-team")
-    version = client.register_version(
-        "slower",
-        artifact=json.dumps(
-            {"class": "pyfunc_example:SlowModel", "init": {"delay_s": OCCUPY_S}}
-        ).encode(),
-        flavor="pyfunc",
-        signature={"inputs": [{"name": "x", "type": "float"}]},
-        example_rows=[{"x": 1.0}],
-    )
-    assert version["status"] == "ready", version
-    client.deploy("slower", model="slower", version=1, max_inflight=1, max_queue=1)
+    deploy_slow_model(client, "slower", OCCUPY_S, max_inflight=1, max_queue=1)
     headers = {"Authorization": f"Bearer {slow_server.token}"}
     results: list[httpx.Response] = []
 

@@ -52,9 +52,13 @@ def _checksum(body: str) -> str:
     return _base62(zlib.crc32(body.encode()), _CHECK_LEN)
 
 
+def _has_token_shape(token: str) -> bool:
+    return len(token) == TOKEN_LEN and token.startswith(PREFIX)
+
+
 def token_looks_valid(token: str) -> bool:
     """Shape and checksum only; no lookup."""
-    if len(token) != TOKEN_LEN or not token.startswith(PREFIX):
+    if not _has_token_shape(token):
         return False
     body, check = token[len(PREFIX) : -_CHECK_LEN], token[-_CHECK_LEN:]
     # The alphabet is exactly the ASCII letters and digits.
@@ -178,7 +182,7 @@ class TokenService:
     def resolve(self, token: str) -> TokenInfo | None:
         # Shape only: the checksum needs no checking here, since every stored token has a
         # valid one, so a token with a wrong one cannot match a stored hash below.
-        if len(token) != TOKEN_LEN or not token.startswith(PREFIX):
+        if not _has_token_shape(token):
             return None
         if time.monotonic() - self._loaded_at > self.refresh_s:
             with self._lock:
