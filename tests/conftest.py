@@ -7,13 +7,17 @@ the reason. Set SLIPWAY_TEST_POSTGRES_URL to point elsewhere.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -133,8 +137,16 @@ class ServerProcess:
         return result
 
     def init(self) -> None:
+        """``slipway init --save-token`` for this home. On the default store (a SQLite
+        file in the home) the home is a copy of one that command made once per test
+        process: each run costs a CLI process and every migration, a few seconds on a
+        busy CI machine, and the suite starts dozens of servers. tests/cli/test_cli.py
+        runs the real command on its own."""
         self.home.mkdir(parents=True, exist_ok=True)
-        self.cli("init", "--save-token")
+        if INIT_SETTINGS.isdisjoint(self.env):
+            shutil.copytree(_initialized_home(), self.home, dirs_exist_ok=True)
+        else:
+            self.cli("init", "--save-token")
         self.token = (self.home / "token").read_text().strip()
 
     def start(self, timeout: float = 60) -> None:
@@ -183,6 +195,23 @@ def make_server(home: Path, **env: str) -> ServerProcess:
     base.update({"SLIPWAY_HOME": str(home), "SLIPWAY_LOG_LEVEL": "info", "OMP_NUM_THREADS": "1"})
     base.update(env)
     return ServerProcess(home=home, env=base)
+
+
+# Settings that change what ``slipway init`` creates or where: a home whose environment
+# sets one of them is initialized by the command itself, not copied.
+INIT_SETTINGS = frozenset({"SLIPWAY_DATABASE_URL", "SLIPWAY_ARTIFACT_URL", "SLIPWAY_AUDIT_DIR"})
+
+
+@functools.cache
+def _initialized_home() -> Path:
+    """A home made by ``slipway init --save-token`` once per test process, removed when
+    the process exits; :meth:`ServerProcess.init` copies it."""
+    root = Path(tempfile.mkdtemp(prefix="slipway-home-template-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    template = make_server(root / "home")
+    template.home.mkdir()
+    template.cli("init", "--save-token")
+    return template.home
 
 
 @pytest.fixture
