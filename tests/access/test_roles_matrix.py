@@ -90,10 +90,21 @@ class World:
     revoke_token_id: str = ""
     rotate_token_id: str = ""
     grant_id: str = ""
+    # One client per caller for the whole module: a new httpx.Client builds an SSL
+    # context (about 30 ms), and the matrix sends some 1,600 requests.
+    clients: dict[str | None, httpx.Client] = field(default_factory=dict)
 
     def http(self, caller: str | None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.tokens[caller]}"} if caller else {}
-        return httpx.Client(base_url=self.server.url, headers=headers, timeout=120)
+        if caller not in self.clients:
+            headers = {"Authorization": f"Bearer {self.tokens[caller]}"} if caller else {}
+            self.clients[caller] = httpx.Client(
+                base_url=self.server.url, headers=headers, timeout=120
+            )
+        return self.clients[caller]
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
 
 
 def _artifact(tmp: Path) -> bytes:
@@ -155,8 +166,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     server = make_server(tmp / "home")
     server.init()
     server.start()
+    w = World(server)
     try:
-        w = World(server)
         client = server.client()
         artifact = _artifact(tmp)
         for model in (MODEL_A, MODEL_B, SCRATCH_VERSIONED):
@@ -181,12 +192,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         # New tokens reach the server's token snapshot within its refresh interval (1 s).
         deadline = time.monotonic() + 10
         for caller in w.tokens:
-            with w.http(caller) as http:
-                while http.get("/api/v1/models").status_code == 401:
-                    assert time.monotonic() < deadline, f"token of {caller} never resolved"
-                    time.sleep(0.1)
+            while w.http(caller).get("/api/v1/models").status_code == 401:
+                assert time.monotonic() < deadline, f"token of {caller} never resolved"
+                time.sleep(0.1)
         yield w
     finally:
+        w.close()
         server.stop()
 
 
@@ -314,8 +325,7 @@ def _target(params: dict[str, str]) -> str | None:
 def _send(world: World, caller: str | None, call: Call, *, other: bool = False) -> httpx.Response:
     params = _params(call, world, other=other)
     url = call.path.format(**params)
-    with world.http(caller) as http:
-        return http.request(call.method, url, **BODIES.get((call.method, call.path), {}))
+    return world.http(caller).request(call.method, url, **BODIES.get((call.method, call.path), {}))
 
 
 def _check(world: World, caller: str, call: Call, *, other: bool = False) -> str:
@@ -386,8 +396,7 @@ def test_scoped_matrix(world: World, call: Call, caller: str, other: bool) -> No
 
 
 def _status(world: World, caller: str, method: str, path: str, **kwargs: Any) -> int:
-    with world.http(caller) as http:
-        return http.request(method, path, **kwargs).status_code
+    return world.http(caller).request(method, path, **kwargs).status_code
 
 
 def test_developer_on_a_model_can_change_it_but_not_another(world: World) -> None:
@@ -443,8 +452,8 @@ def test_a_token_scoped_to_model_read_narrows_an_admin(world: World) -> None:
 
 
 def test_service_accounts_hold_only_predictor_on_named_endpoints(world: World) -> None:
-    with world.http(None) as http:
-        http.headers["Authorization"] = f"Bearer {world.server.token}"
+    headers = {"Authorization": f"Bearer {world.server.token}"}
+    with httpx.Client(base_url=world.server.url, headers=headers, timeout=120) as http:
         response = http.post(
             "/api/v1/principals", json={"name": "matrix-svc", "kind": "service", "owner": "ml"}
         )
