@@ -68,3 +68,13 @@ def test_the_direct_path_gives_what_the_signature_gives(rows: list[dict[str, Any
     direct = loaded(SIGNATURE, CONTRACT).matrix(checked.rows)
     assert direct.dtype == np.float64
     np.testing.assert_array_equal(direct, SIGNATURE.matrix(checked.rows, allow_null=True))
+
+
+def test_a_single_field_still_makes_one_column() -> None:
+    # itemgetter of one name answers the bare value, not a 1-tuple: guarded in row_values.
+    signature = Signature((Field("x", "float"),))
+    contract = Contract((FieldRule("x", "float"),))
+    rows = check_rows(contract, [{"x": 1.5}, {"x": -2}]).rows
+    direct = loaded(signature, contract).matrix(rows)
+    assert direct.shape == (2, 1)
+    np.testing.assert_array_equal(direct, signature.matrix(rows, allow_null=True))
