@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -41,6 +42,7 @@ from slipway.api.routes import (
 from slipway.audit.checkpoints import Checkpointer
 from slipway.metrics import CONTROLLER_LEADER, CONTROLLER_RUNS
 from slipway.runtime import Runtime
+from slipway.serving.pool import freeze_long_lived
 from slipway.settings import Settings
 from slipway.store.leases import Lease, holder_id
 
@@ -161,6 +163,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.runtime = rt
         await rt.writer.start()
         await run_in_threadpool(rt.endpoints.sync)
+        # Start-up's garbage goes now; the rest (app, libraries, models) is frozen.
+        gc.collect()
+        freeze_long_lived()
         lease = Lease(rt.engine, CONTROLLER_LEASE, holder_id(), LEASE_TTL_S)
         # Ask now, not after the first renewal interval: a lone worker leads at once.
         try:
