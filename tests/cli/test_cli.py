@@ -282,3 +282,16 @@ def test_settings_never_print_a_database_password(tmp_path: Path) -> None:
     ).stdout
     assert "s3cret" not in out and "slw_secretvalue" not in out
     assert "bob:***@db.example" in out
+
+
+def test_the_client_commands_start_without_the_store_libraries() -> None:
+    # Every CLI call pays its imports: SQLAlchemy alone was a fifth of a client command's
+    # start-up, and only `audit verify` and the server-side commands open a store.
+    import sys
+
+    heavy = "{'sqlalchemy', 'alembic', 'fastapi'}"
+    code = f"import sys, slipway.cli; print(sorted({heavy} & set(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import typer
-from sqlalchemy import inspect
-from sqlalchemy.engine import make_url
 
 from slipway.cli import output
 from slipway.cli.common import JSON_OPTION, client, settings
@@ -39,6 +37,11 @@ def verify(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Recompute the hash chain and check every signed checkpoint; exit 1 if tampered."""
+    # Imported here: SQLAlchemy is a fifth of the CLI's start-up, and only this command
+    # (of the client's) opens a store.
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+
     from slipway.audit.verify import verify as verify_log
     from slipway.store.engine import open_engine
 
