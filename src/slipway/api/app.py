@@ -253,9 +253,9 @@ def serving_app(settings: Settings, runtime: Runtime | None = None) -> ASGIApp:
 
 def worker_app() -> ASGIApp:
     """The app of one worker process under ``slipway server --workers N``."""
-    from threadpoolctl import threadpool_limits
+    from slipway.artifacts.native_threads import one_native_thread_per_call
 
-    threadpool_limits(1)  # workers x native threads must not exceed the cores
+    one_native_thread_per_call()  # workers x native threads must not exceed the cores
     settings = Settings()
     logging.basicConfig(
         level=settings.log_level.upper(),

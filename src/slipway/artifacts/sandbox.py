@@ -19,16 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from slipway.artifacts.flavors import LoadSpec
-
-# Native libraries start thread pools per core; one thread keeps the child small and
-# its memory use close to what one serving thread needs.
-_THREAD_ENV = {
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "VECLIB_MAXIMUM_THREADS": "1",
-    "NUMEXPR_NUM_THREADS": "1",
-}
+from slipway.artifacts.native_threads import ONE_THREAD_ENV
 
 
 @dataclass(frozen=True)
@@ -75,7 +66,9 @@ def smoke_test(
 
 
 def _run(job: dict[str, Any], timeout_s: float) -> SmokeResult:
-    env = {**os.environ, **_THREAD_ENV}
+    # One native thread keeps the child small and its memory use close to what one
+    # serving thread needs.
+    env = {**os.environ, **ONE_THREAD_ENV}
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "slipway.artifacts._sandbox_main"],

@@ -71,8 +71,12 @@ def server(
     """Run the slipway server (control API, inference, health, metrics)."""
     import logging
 
+    from slipway.artifacts.native_threads import one_native_thread_per_call
+
+    # First, before a model library (and its OpenMP runtime) is imported.
+    one_native_thread_per_call()
+
     import uvicorn
-    from threadpoolctl import threadpool_limits
 
     from slipway.access.tokens import has_tokens
     from slipway.api.app import serving_app
@@ -88,9 +92,6 @@ def server(
     logging.basicConfig(
         level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # One native thread per model call: the server already runs calls concurrently, and
-    # oversubscribed OpenMP pools collapse throughput (DESIGN.md §7).
-    threadpool_limits(1)
     ensure_signing_key(s.resolved_audit_dir)
     runtime = Runtime.from_settings(s)
     if not has_tokens(runtime.engine):
