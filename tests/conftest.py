@@ -8,6 +8,7 @@ the reason. Set SLIPWAY_TEST_POSTGRES_URL to point elsewhere.
 from __future__ import annotations
 
 import atexit
+import compileall
 import functools
 import json
 import os
@@ -288,6 +289,21 @@ LONGEST_FILES = (
     "tests/e2e/test_store_down.py",  # 52
     "tests/cli/test_cli.py",  # 51
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile slipway's sources once, before the test processes start.
+
+    The suite starts hundreds of ``slipway`` processes (servers, CLI commands). With
+    ``PYTHONDONTWRITEBYTECODE`` set, as on the CI machines, an editable install never
+    gets its bytecode cached and each process compiled every slipway module it imported
+    again, about 0.5 s of a server's start-up. Python reads bytecode this writes either
+    way; in three CLI-heavy files, 121 s against 136 s (two runs each)."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller did it
+        return
+    import slipway
+
+    compileall.compile_dir(Path(slipway.__file__).parent, quiet=1)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
