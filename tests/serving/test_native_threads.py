@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from slipway.artifacts.native_threads import ONE_THREAD_ENV
+
 # The OpenMP thread counts scikit-learn's runtime reports on the main thread and on a
 # thread started afterwards, as the predict pool starts its threads.
 PROBE = """
@@ -42,7 +44,7 @@ threadpool_limits(1)
 
 def probe(setup: str) -> dict[str, list[int]]:
     # As an operator starts the server: no thread variables of its own.
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items() if k not in ONE_THREAD_ENV}
     out = subprocess.run(
         [sys.executable, "-c", PROBE.format(setup=setup)],
         env=env,
