@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import httpx
 from sqlalchemy import Connection, Engine, Row, select
 from sqlalchemy.exc import IntegrityError
 
@@ -180,6 +179,9 @@ def _post_signed(channel: ChannelConfig, body: dict[str, Any]) -> SendResult:
         digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + data, hashlib.sha256)
         headers["X-Slipway-Timestamp"] = timestamp
         headers["X-Slipway-Signature"] = f"sha256={digest.hexdigest()}"
+    # Imported here: alerts are rare, and httpx is about 0.1 s of every server's start.
+    import httpx
+
     try:
         response = httpx.post(channel.url, content=data, headers=headers, timeout=TIMEOUT_S)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
