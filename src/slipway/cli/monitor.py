@@ -15,16 +15,18 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from slipway.cli import output
 from slipway.cli.access import parse_duration
 from slipway.cli.common import JSON_OPTION, client
-from slipway.client import Client
 from slipway.errors import InvalidRequest, ValidationFailed
 from slipway.monitoring import report as reports
+
+if TYPE_CHECKING:
+    from slipway.client import Client
 
 app = typer.Typer(
     help="An endpoint's health: reports and the monitors that judge it.", no_args_is_help=True
