@@ -41,3 +41,16 @@ def test_import_slipway_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_only_calling_a_server_imports_httpx() -> None:
+    """The server, the CLI and the sandbox never call a server of their own: httpx (about
+    0.1-0.2 s of a process's start-up) loads with ``slipway.Client``, not before."""
+    code = (
+        "import sys, slipway, slipway.cli, slipway.api.app, slipway.artifacts._sandbox_main; "
+        "print('httpx' in sys.modules); slipway.Client; print('httpx' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "True"]
