@@ -22,7 +22,7 @@ __all__ = ["Client", "SlipwayError", "__version__"]
 def __getattr__(name: str) -> Any:
     # The client (and httpx under it) loads on first use: the server, its sandbox
     # processes and the local CLI commands import this package but never call a server,
-    # and httpx is about 0.2 s of each one's start-up.
+    # and httpx is about 0.1-0.2 s of each one's start-up.
     if name == "Client":
         from slipway.client import Client
 

@@ -179,7 +179,7 @@ def _post_signed(channel: ChannelConfig, body: dict[str, Any]) -> SendResult:
         digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + data, hashlib.sha256)
         headers["X-Slipway-Timestamp"] = timestamp
         headers["X-Slipway-Signature"] = f"sha256={digest.hexdigest()}"
-    # Imported here: alerts are rare, and httpx is about 0.1 s of every server's start.
+    # Imported here: alerts are rare, and httpx is about 0.1-0.2 s of every server's start.
     import httpx
 
     try:
