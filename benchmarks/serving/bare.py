@@ -4,12 +4,20 @@ No auth, no validation, no records, no metrics. It takes slipway's plain JSON bo
 ``{"inputs": [{"x00": 0.1, ...}]}``, and answers each row's probabilities.
 
     BENCH_MODEL=logreg uvicorn bare:app --app-dir benchmarks/serving --workers 1
+
+With ``BENCH_RECORD_DB=path.db`` it is the floor for a durable server instead: the
+simplest hand-written way to keep slipway's one promise that costs a disk write, a
+200 only after the prediction is committed. Each request inserts its answer into
+SQLite (WAL, ``synchronous=FULL``, as slipway's records) and commits on the event
+loop before answering: no thread hop, no group commit, nothing else.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
+import uuid
 
 import numpy as np
 from models import FEATURES, train
@@ -20,6 +28,18 @@ from starlette.routing import Route
 
 MODEL = train(os.environ.get("BENCH_MODEL", "logreg"))
 CLASSES = [str(c) for c in MODEL.classes_]
+
+
+def open_records(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA busy_timeout=30000")  # workers share the file
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS records (id TEXT PRIMARY KEY, inputs, outputs)")
+    return db
+
+
+RECORDS = open_records(path) if (path := os.environ.get("BENCH_RECORD_DB")) else None
 
 
 async def predict(request: Request) -> Response:
@@ -34,6 +54,13 @@ async def predict(request: Request) -> Response:
         }
         for p in probabilities
     ]
+    if RECORDS is not None:
+        with RECORDS:  # BEGIN ... COMMIT: the answer is on disk before it is sent
+            RECORDS.execute("BEGIN")
+            RECORDS.execute(
+                "INSERT INTO records VALUES (?, ?, ?)",
+                (uuid.uuid4().hex, json.dumps(rows), json.dumps(answer)),
+            )
     return Response(json.dumps({"predictions": answer}), media_type="application/json")
 
 

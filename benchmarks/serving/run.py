@@ -9,6 +9,8 @@ wrk with single-row POSTs at each concurrency:
 - slipway:  ``slipway server`` with its defaults (auth, contract check, durable records,
             metrics), a fresh ``SLIPWAY_HOME``; the plain JSON route and the V2 route;
 - bare:     ``bare.py``, a Starlette endpoint that parses JSON and calls the model;
+- bare-durable: the same, committing each answer to SQLite before sending it (the floor
+            for a server that, like slipway, never acknowledges an unrecorded prediction);
 - mlflow:   ``mlflow models serve`` (its own venv), ``inputs`` and ``dataframe_split``;
 - bentoml:  ``bentoml serve`` (its own venv) of ``bento_service.py``.
 
@@ -386,7 +388,21 @@ class Bare(Server):
         return {"BENCH_MODEL": model}
 
     def routes(self, model: str) -> list[Route]:
-        return [Route("bare", "/predict", {"inputs": [models.record()]}, first_row_proba)]
+        return [Route(self.labels[0], "/predict", {"inputs": [models.record()]}, first_row_proba)]
+
+
+class BareDurable(Bare):
+    """The bare endpoint committing each answer to SQLite before sending it: the floor
+    for any server that keeps slipway's durability promise (see bare.py)."""
+
+    name = "bare-durable"
+    labels = ("bare (durable)",)
+
+    def env(self, model: str) -> dict[str, str]:
+        db = WORK / f"{self.name}-{model}.db"
+        for leftover in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        return {**super().env(model), "BENCH_RECORD_DB": str(db)}
 
 
 class VenvServer(Server):
@@ -481,7 +497,7 @@ class Bentoml(VenvServer):
 
 
 SERVERS: dict[str, type[Server]] = {
-    cls.name: cls for cls in (Slipway, SlipwayUnbatched, Bare, Mlflow, Bentoml)
+    cls.name: cls for cls in (Slipway, SlipwayUnbatched, Bare, BareDurable, Mlflow, Bentoml)
 }
 EXPECTED: dict[str, list[float]] = {}
 
@@ -836,14 +852,16 @@ def cpu_ratio(a: Cell | None, b: Cell | None) -> float | None:
 
 def ratios_table(cells: list[Cell], options: Options) -> str:
     lines = [
-        "| model | c | slipway route | req/s | CPU ms/req | × bare | × MLflow | × BentoML "
-        "| × bare (CPU) | × MLflow (CPU) | × BentoML (CPU) |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | c | slipway route | req/s | CPU ms/req | × bare | × bare (durable) "
+        "| × MLflow | × BentoML | × bare (CPU) | × bare (durable) (CPU) | × MLflow (CPU) "
+        "| × BentoML (CPU) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for model in options.models:
         for c in options.concurrency:
             others = [
                 find(cells, model, c, "bare"),
+                find(cells, model, c, "bare (durable)"),
                 mlflow_best(cells, model, c),
                 find(cells, model, c, "bentoml"),
             ]
@@ -893,9 +911,29 @@ def aims(cells: list[Cell], options: Options, batching: bool) -> str:
             for cc, a, b in per_c
         )
         lines.append(f"- {model}, `slipway` × MLflow ≥ 3 in every cell: {met} ({shown}).")
+        lines.append(f"- {model}, the floors: {floors(cells, model, c)}.")
     if not batching:
         lines.append("- this slipway build does not micro-batch: the 1.5× aim is not measured.")
     return "\n".join(lines)
+
+
+def floors(cells: list[Cell], model: str, c: int) -> str:
+    """The bare endpoints against MLflow in every cell, and slipway against the durable
+    floor at ``c``: how much of an aim is left once a server keeps slipway's promise of a
+    committed record per answer, before any of its other features."""
+    durable = find(cells, model, c, "bare (durable)")
+    parts = []
+    for label in ("bare", "bare (durable)"):
+        by_c = [
+            (cc, ratio(find(cells, model, cc, label), mlflow_best(cells, model, cc)))
+            for cc in sorted({x.concurrency for x in cells if x.model == model})
+        ]
+        shown = ", ".join(f"c={cc} {fmt(r, '.2f')}" for cc, r in by_c)
+        parts.append(f"`{label}` × MLflow {shown}")
+    for label in ("slipway (unbatched)", "slipway"):
+        shown = fmt(ratio(find(cells, model, c, label), durable), ".2f")
+        parts.append(f"`{label}` × `bare (durable)` at c={c} {shown}")
+    return "; ".join(parts)
 
 
 def machine_facts() -> list[str]:
@@ -1105,7 +1143,7 @@ def flatten(values: Any) -> Iterator[Any]:
 def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(models.MODELS), help="logreg,hgb")
-    parser.add_argument("--targets", default=",".join(SERVERS), help="slipway,bare,mlflow,bentoml")
+    parser.add_argument("--targets", default=",".join(SERVERS), help=",".join(SERVERS))
     parser.add_argument("--concurrency", default="1,16,64", help="wrk connections, e.g. 1,16,64")
     parser.add_argument("--duration", type=int, default=10, help="measured seconds per cell")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per cell")
