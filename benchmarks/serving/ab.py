@@ -12,6 +12,10 @@ median, so a change can be judged by its spread rather than one lucky run:
     git worktree add /tmp/base HEAD~1      # the build before a change, as A:
     .venv/bin/python benchmarks/serving/ab.py --a PYTHONPATH=/tmp/base/src
 
+B can also be another target of ``run.py`` (``--b-target bare-durable``, ``mlflow``, ...,
+on its first route: MLflow's faster format), so a ratio the full run reports, such as
+slipway × MLflow at concurrency 1, can be checked the same way, drift cancelled.
+
 ``PYTHONPATH`` wins over the project's editable install, so A can run another checkout's
 ``src`` with the same venv.
 """
@@ -29,20 +33,22 @@ sys.path.insert(0, str(HERE))
 import models  # noqa: E402
 from run import (  # noqa: E402
     EXPECTED,
+    SERVERS,
     WORK,
     CpuSample,
     Options,
     Route,
+    Server,
     Slipway,
     lua_script,
     wrk,
 )
 
 
-def side(name: str, env: dict[str, str], model: str) -> Slipway:
+def side(name: str, env: dict[str, str], model: str, target: str = "slipway") -> Server:
     options = Options(
         models=(model,),
-        targets=("slipway",),
+        targets=(target,),
         concurrency=(),
         duration=0,
         warmup=0,
@@ -55,8 +61,9 @@ def side(name: str, env: dict[str, str], model: str) -> Slipway:
         output=WORK / "ab.md",
         setup=False,
     )
-    server = Slipway(options)
-    server.name = name  # its own log file
+    server = SERVERS[target](options)
+    if isinstance(server, Slipway):
+        server.name = name  # its own log file (other targets' names locate their venvs)
     return server
 
 
@@ -74,6 +81,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--a", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--b", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--b-target", default="slipway", choices=sorted(SERVERS), help="what B runs (run.py's)"
+    )
     parser.add_argument("--model", default="logreg", choices=models.MODELS)
     parser.add_argument("--route", default="slipway", choices=["slipway", "slipway (V2)"])
     parser.add_argument("--unbatched", action="store_true", help="micro-batching off on both")
@@ -86,7 +96,7 @@ def main() -> int:
     both = {"SLIPWAY_BATCH_MAX_ROWS": "0"} if args.unbatched else {}
     servers = {
         "A": side("ab-a", {**both, **env_pairs(args.a)}, args.model),
-        "B": side("ab-b", {**both, **env_pairs(args.b)}, args.model),
+        "B": side("ab-b", {**both, **env_pairs(args.b)}, args.model, args.b_target),
     }
     EXPECTED.update(models.expected_probabilities())  # each server's answer is checked
     try:
@@ -94,9 +104,12 @@ def main() -> int:
         for label, server in servers.items():
             server.prepare()
             server.start(args.model)
-            route: Route = next(r for r in server.routes(args.model) if r.label == args.route)
+            routes = server.routes(args.model)
+            route: Route = next((r for r in routes if r.label == args.route), routes[0])
             scripts[label] = (server.url + route.path, lua_script(route, WORK / f"ab-{label}.lua"))
-            print(f"{label}: {server.notes[-1]}; env {server.extra_env or 'none'}", flush=True)
+            shown = server.notes[-1] if server.notes else f"{server.name}, {route.label}"
+            extra = server.extra_env if isinstance(server, Slipway) else {}
+            print(f"{label}: {shown}; env {extra or 'none'}", flush=True)
 
         def burst(label: str) -> tuple[float, float]:
             """req/s and the server's CPU ms per answered request over one burst."""

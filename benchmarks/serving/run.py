@@ -398,11 +398,17 @@ class BareDurable(Bare):
     name = "bare-durable"
     labels = ("bare (durable)",)
 
-    def env(self, model: str) -> dict[str, str]:
-        db = WORK / f"{self.name}-{model}.db"
+    def database(self, model: str) -> Path:
+        return WORK / f"{self.name}-{model}.db"
+
+    def start(self, model: str) -> None:
+        db = self.database(model)  # a fresh one per start
         for leftover in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             leftover.unlink(missing_ok=True)
-        return {**super().env(model), "BENCH_RECORD_DB": str(db)}
+        super().start(model)
+
+    def env(self, model: str) -> dict[str, str]:
+        return {**super().env(model), "BENCH_RECORD_DB": str(self.database(model))}
 
 
 class VenvServer(Server):
