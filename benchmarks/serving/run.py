@@ -9,8 +9,9 @@ wrk with single-row POSTs at each concurrency:
 - slipway:  ``slipway server`` with its defaults (auth, contract check, durable records,
             metrics), a fresh ``SLIPWAY_HOME``; the plain JSON route and the V2 route;
 - bare:     ``bare.py``, a Starlette endpoint that parses JSON and calls the model;
-- bare-durable: the same, committing each answer to SQLite before sending it (the floor
-            for a server that, like slipway, never acknowledges an unrecorded prediction);
+- bare-durable: the same, committing each answer to SQLite before sending it: the
+            simplest server that, like slipway, never acknowledges an unrecorded
+            prediction (the floor for one client at a time);
 - mlflow:   ``mlflow models serve`` (its own venv), ``inputs`` and ``dataframe_split``;
 - bentoml:  ``bentoml serve`` (its own venv) of ``bento_service.py``.
 
@@ -392,8 +393,8 @@ class Bare(Server):
 
 
 class BareDurable(Bare):
-    """The bare endpoint committing each answer to SQLite before sending it: the floor
-    for any server that keeps slipway's durability promise (see bare.py)."""
+    """The bare endpoint committing each answer to SQLite before sending it: the simplest
+    server that keeps slipway's durability promise (see bare.py)."""
 
     name = "bare-durable"
     labels = ("bare (durable)",)
