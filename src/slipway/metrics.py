@@ -66,6 +66,12 @@ def prediction_meters(endpoint: str, version: str, outcome: str) -> tuple[Any, A
     )
 
 
+MODEL_CALLS = Counter(
+    "slipway_model_calls_total",
+    "Model calls by where they ran: inline (on the event loop, for a short call whose "
+    "request was the only one running) or thread (a predict thread).",
+    ["where"],
+)
 SHED = Counter(
     "slipway_shed_total",
     "Inference requests refused unrun: endpoint at capacity (503) or deadline passed (504).",

@@ -83,10 +83,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "inline_call_ms",
         float,
-        0.0,
-        "Model calls of built-in flavors measured to take at most this much CPU run on the "
-        "event loop instead of a predict thread, whose hand-off costs about 0.1 ms; "
-        "0 (the default) runs every call on a thread.",
+        1.0,
+        "A model call of a built-in flavor measured to take at most this much CPU runs on "
+        "the event loop instead of a predict thread (whose hand-off costs about 0.1 ms) "
+        "when its request is the only one the worker is running; 0 runs every call on a "
+        "thread.",
     ),
     Setting("sync_interval_s", float, 1.0, "How often a server re-reads endpoint deployments."),
     Setting("shutdown_grace_s", float, 30.0, "Time in-flight requests get after SIGTERM."),

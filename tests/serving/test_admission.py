@@ -97,3 +97,30 @@ def test_slots_are_handed_over_in_arrival_order_and_all_released() -> None:
 
     order, load = asyncio.run(scenario())
     assert order == list(range(6)) and load == (0, 0)
+
+
+def test_running_counts_every_endpoints_requests_through_hand_overs_and_refusals() -> None:
+    """``running`` decides whether a model call may run inline (alone), so it must count
+    requests across endpoints and come back to zero however they end."""
+
+    async def scenario() -> tuple[int, int, int]:
+        admission = Admission(max_inflight=1, max_queue=10)
+        release = asyncio.Event()
+
+        async def request(endpoint: str) -> None:
+            async with admission.slot(endpoint):
+                assert admission.running >= 1
+                await release.wait()
+
+        tasks = [asyncio.create_task(request(e)) for e in ("iris", "iris", "wine")]
+        await asyncio.sleep(0.01)
+        running = admission.running  # one iris and one wine; the second iris waits
+        with pytest.raises(DeadlineExceeded):
+            async with admission.slot("wine", deadline=time.monotonic() - 1):
+                pytest.fail("ran past its deadline")
+        after_refusal = admission.running
+        release.set()
+        await asyncio.gather(*tasks)  # the second iris ran on the first one's slot
+        return running, after_refusal, admission.running
+
+    assert asyncio.run(scenario()) == (2, 2, 0)

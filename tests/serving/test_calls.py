@@ -92,6 +92,20 @@ def test_a_model_that_grows_slow_moves_back_to_the_threads() -> None:
         assert run_calls(calls, model, pace, rows=1, n=2) == [True, False]
 
 
+def test_a_short_call_uses_a_thread_while_other_requests_are_running() -> None:
+    """Under concurrent load the loop has other requests to parse while a thread runs the
+    model: only a request that is alone has its call inline."""
+    model, pace = Model(), CallPace()
+    others = [0]
+    with ThreadPoolExecutor(2) as pool:
+        calls = ModelCalls(pool, inline_ms=1.0, alone=lambda: others[0] == 0)
+        assert run_calls(calls, model, pace, rows=1, n=CallPace.LEARN + 1)[-1]
+        others[0] = 3
+        assert run_calls(calls, model, pace, rows=1, n=5) == [False] * 5
+        others[0] = 0
+        assert run_calls(calls, model, pace, rows=1, n=1) == [True]
+
+
 def test_models_that_may_wait_and_a_zero_budget_always_use_threads() -> None:
     with ThreadPoolExecutor(2) as pool:
         waits, pace = Waits(), CallPace()

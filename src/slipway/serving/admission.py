@@ -36,6 +36,8 @@ class Admission:
         self.max_inflight = max_inflight
         self.max_queue = max_queue
         self._gates: dict[str, _Gate] = {}
+        # Requests running on every endpoint together: 1 means the one asking is alone.
+        self.running = 0
 
     def slot(
         self,
@@ -90,6 +92,7 @@ class Admission:
 
     def _release(self, gate: _Gate) -> None:
         gate.inflight -= 1
+        self.running -= 1
         self._hand_over(gate)
 
     def _hand_over(self, gate: _Gate) -> None:
@@ -100,6 +103,7 @@ class Admission:
             if not turn.done():
                 turn.set_result(None)  # the slot moves to the next waiter
                 gate.inflight += 1
+                self.running += 1
 
     def load(self, endpoint: str) -> tuple[int, int]:
         """(running, waiting) on ``endpoint``."""
@@ -136,6 +140,7 @@ class Slot:
             await admission._wait(self.endpoint, gate, self.deadline, self.max_queue)
         else:
             gate.inflight += 1
+            admission.running += 1
         if self.deadline is not None and time.monotonic() >= self.deadline:
             admission._release(gate)
             SHED.labels(endpoint=self.endpoint, reason="deadline").inc()

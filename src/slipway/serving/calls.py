@@ -1,5 +1,5 @@
-"""Where a model call runs: on the event loop when it is known to be short, else on a
-predict thread.
+"""Where a model call runs: on the event loop when it is short and nothing else is
+running, else on a predict thread.
 
 Handing a call to a thread and back is not free: the wake-ups and the GIL passing
 between the event loop and the thread cost about 0.1-0.15 ms of CPU per call on the
@@ -10,12 +10,12 @@ regression's whole call. So a call runs inline, on the event loop, when all of t
   model may wait on a network or a lock, which must never stall the event loop;
 - this version's calls have been measured (``LEARN`` calls on a thread first);
 - its measured CPU per call, scaled to this call's rows, is within the server's
-  ``inline_call_ms``, which bounds how long one call may hold up every other request,
-  health checks included.
-
-It is off by default (``inline_call_ms=0``): driven in-process it cut an unbatched
-request's CPU by 12-18%, but through uvicorn and wrk on the 2-core benchmark machine
-the whole server showed no gain beyond its noise (ADR 0009).
+  ``inline_call_ms`` (1 ms by default; 0 turns inlining off), which bounds how long one
+  call may hold up every other request, health checks included;
+- its request is the only one the worker is running (``alone``). With one client at a
+  time the hand-off is pure cost; under concurrent load the loop has other requests to
+  parse while a thread runs the model, and there inline calls measured no gain or a
+  small loss (ADR 0009).
 
 Every call is timed by the CPU of the thread that ran it (``time.thread_time``), which,
 unlike wall time, does not count waiting for the GIL on a busy server. A version whose
@@ -33,6 +33,10 @@ from concurrent.futures import Executor
 import numpy as np
 
 from slipway.artifacts.flavors import ModelOutput, Predictor
+from slipway.metrics import MODEL_CALLS
+
+# Made once: a labelled child costs a dict lookup and a lock on every call otherwise.
+_INLINE, _THREAD = MODEL_CALLS.labels(where="inline"), MODEL_CALLS.labels(where="thread")
 
 
 class CallPace:
@@ -71,22 +75,34 @@ class CallPace:
 
 
 class ModelCalls:
-    """Runs model calls inline or on ``executor``, as the module docstring says."""
+    """Runs model calls inline or on ``executor``, as the module docstring says.
+    ``alone`` tells whether the request making a call is the only one running (by
+    default, always: for callers that serve one request at a time)."""
 
-    def __init__(self, executor: Executor, inline_ms: float = 0.0) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        inline_ms: float = 0.0,
+        alone: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.executor = executor
         self.inline_ms = inline_ms
+        self.alone = alone
         self.inline = 0  # calls run on the event loop (for tests and the curious)
 
     async def run(self, predictor: Predictor, pace: CallPace, X: np.ndarray) -> ModelOutput:
         if self.runs_inline(predictor, pace, len(X)):
             self.inline += 1
+            _INLINE.inc()
             return pace.timed(predictor.predict, X)
+        _THREAD.inc()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, pace.timed, predictor.predict, X)
 
     def runs_inline(self, predictor: Predictor, pace: CallPace, rows: int) -> bool:
         if self.inline_ms <= 0 or not getattr(predictor, "compute_only", False):
+            return False
+        if not self.alone():
             return False
         estimate = pace.estimate_ms(rows)
         return estimate is not None and estimate <= self.inline_ms
