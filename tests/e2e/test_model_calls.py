@@ -1,6 +1,7 @@
 """Where a real server runs its model calls: a short call of a request that is alone
-runs on the event loop (no thread hand-off), calls made while other requests are
-running go to the predict threads, and /metrics says which went where."""
+runs on the event loop (no thread hand-off), micro-batched calls made while other
+requests are running go to the predict threads, calls that are not micro-batched run
+inline under load too, and /metrics says which went where."""
 
 from __future__ import annotations
 
@@ -21,13 +22,25 @@ pytestmark = pytest.mark.e2e
 CLIENTS, EACH = 8, 10
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+def _start(home: Path, **env: str) -> ServerProcess:
     # A generous budget: a logistic regression's call takes well under 1 ms, but a
     # loaded CI machine must not decide this test.
-    proc = make_server(tmp_path / "home", SLIPWAY_INLINE_CALL_MS="50")
+    proc = make_server(home, SLIPWAY_INLINE_CALL_MS="50", **env)
     proc.init()
     proc.start()
+    return proc
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = _start(tmp_path / "home")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def unbatched_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = _start(tmp_path / "home", SLIPWAY_BATCH_MAX_ROWS="0")
     yield proc
     proc.stop()
 
@@ -57,6 +70,43 @@ def test_a_lone_request_calls_inline_and_concurrent_ones_use_threads(
     assert after_lone["inline"] - start.get("inline", 0) == 10
     assert after_lone["thread"] - start.get("thread", 0) == CallPace.LEARN
 
+    _burst(server, row)
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+        end = _calls(http)
+    inline = end["inline"] - after_lone["inline"]
+    on_threads = end["thread"] - after_lone["thread"]
+    # Requests overlapping others had their calls (micro-batched, so fewer calls than
+    # requests) on the predict threads; a request that still found itself alone, at the
+    # edges of the burst, may have run inline.
+    assert on_threads >= 1
+    assert inline + on_threads <= CLIENTS * EACH
+
+
+def test_calls_that_are_not_micro_batched_run_inline_under_load(
+    unbatched_server: ServerProcess, iris: Any, logreg: Any, e2e: Any
+) -> None:
+    server = unbatched_server
+    with server.client() as client:
+        e2e.register_logreg(client, "iris", iris, logreg)
+        client.deploy("iris", model="iris", version=1)
+    row = {"inputs": e2e.rows_of(iris.X[:1])}
+    headers = {"Authorization": f"Bearer {server.token}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+        for _ in range(CallPace.LEARN):  # learning the pace, on threads
+            assert http.post("/v1/endpoints/iris/predict", json=row).status_code == 200
+        learned = _calls(http)
+    assert learned["thread"] == CallPace.LEARN and learned.get("inline", 0) == 0
+    _burst(server, row)
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+        end = _calls(http)
+    # One call per request, each on the event loop, however many overlapped.
+    assert end["thread"] == CallPace.LEARN
+    assert end["inline"] == CLIENTS * EACH
+
+
+def _burst(server: ServerProcess, row: dict[str, Any]) -> None:
+    """CLIENTS clients at once, EACH requests each; every answer a 200."""
+    headers = {"Authorization": f"Bearer {server.token}"}
     statuses: list[int] = []
 
     def client_loop() -> None:
@@ -71,12 +121,3 @@ def test_a_lone_request_calls_inline_and_concurrent_ones_use_threads(
     for t in threads:
         t.join()
     assert statuses == [200] * (CLIENTS * EACH)
-    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
-        end = _calls(http)
-    inline = end["inline"] - after_lone["inline"]
-    on_threads = end["thread"] - after_lone["thread"]
-    # Requests overlapping others had their calls (micro-batched, so fewer calls than
-    # requests) on the predict threads; a request that still found itself alone, at the
-    # edges of the burst, may have run inline.
-    assert on_threads >= 1
-    assert inline + on_threads <= CLIENTS * EACH

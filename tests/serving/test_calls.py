@@ -38,7 +38,9 @@ class Waits(Model):
     compute_only = False
 
 
-def run_calls(calls: ModelCalls, model: Model, pace: CallPace, rows: int, n: int) -> list[bool]:
+def run_calls(
+    calls: ModelCalls, model: Model, pace: CallPace, rows: int, n: int, *, batched: bool = False
+) -> list[bool]:
     """Make ``n`` calls of ``rows`` rows from an event loop; True where a call ran on the
     loop's own thread."""
 
@@ -46,7 +48,7 @@ def run_calls(calls: ModelCalls, model: Model, pace: CallPace, rows: int, n: int
         loop_thread = threading.get_ident()
         placed = []
         for _ in range(n):
-            out = await calls.run(model, pace, np.ones((rows, 1)))
+            out = await calls.run(model, pace, np.ones((rows, 1)), batched=batched)
             assert len(out.predictions) == rows
             placed.append(model.threads[-1] == loop_thread)
         return placed
@@ -92,18 +94,30 @@ def test_a_model_that_grows_slow_moves_back_to_the_threads() -> None:
         assert run_calls(calls, model, pace, rows=1, n=2) == [True, False]
 
 
-def test_a_short_call_uses_a_thread_while_other_requests_are_running() -> None:
-    """Under concurrent load the loop has other requests to parse while a thread runs the
-    model: only a request that is alone has its call inline."""
+def test_a_short_batch_uses_a_thread_while_other_requests_are_running() -> None:
+    """Under concurrent load the loop gathers the next batch while a thread runs the
+    model: only a micro-batch whose request is alone runs inline."""
     model, pace = Model(), CallPace()
     others = [0]
     with ThreadPoolExecutor(2) as pool:
         calls = ModelCalls(pool, inline_ms=1.0, alone=lambda: others[0] == 0)
-        assert run_calls(calls, model, pace, rows=1, n=CallPace.LEARN + 1)[-1]
+        assert run_calls(calls, model, pace, rows=1, n=CallPace.LEARN + 1, batched=True)[-1]
         others[0] = 3
-        assert run_calls(calls, model, pace, rows=1, n=5) == [False] * 5
+        assert run_calls(calls, model, pace, rows=1, n=5, batched=True) == [False] * 5
         others[0] = 0
-        assert run_calls(calls, model, pace, rows=1, n=1) == [True]
+        assert run_calls(calls, model, pace, rows=1, n=1, batched=True) == [True]
+
+
+def test_a_short_unbatched_call_runs_inline_under_load_too() -> None:
+    """Without micro-batching there is no batch to gather: the hand-off is pure cost,
+    whoever else is running; the other conditions still hold."""
+    model, pace = Model(), CallPace()
+    with ThreadPoolExecutor(2) as pool:
+        calls = ModelCalls(pool, inline_ms=1.0, alone=lambda: False)
+        placed = run_calls(calls, model, pace, rows=1, n=CallPace.LEARN + 5)
+        assert placed == [False] * CallPace.LEARN + [True] * 5
+        model.cpu_ms_per_row = 20.0  # over the budget: back to the threads
+        assert run_calls(calls, model, pace, rows=1, n=2) == [True, False]
 
 
 def test_models_that_may_wait_and_a_zero_budget_always_use_threads() -> None:

@@ -291,7 +291,7 @@ class InferenceService:
         # A change of the endpoint's limits bumps its generation: a new batcher takes them.
         if current is None or current[0] != loaded.generation:
             batcher = Batcher(
-                partial(self.calls.run, loaded.predictor, loaded.pace),
+                partial(self.calls.run, loaded.predictor, loaded.pace, batched=True),
                 max_rows=limits.batch_max_rows,
                 max_wait_ms=limits.batch_wait_ms,
                 verify=partial(_passes_output_rules, loaded.contract),
