@@ -45,34 +45,27 @@ def unbatched_server(tmp_path: Path) -> Iterator[ServerProcess]:
     proc.stop()
 
 
-def _calls(http: httpx.Client) -> dict[str, float]:
-    text = http.get("/metrics").text
-    found = re.findall(r'^slipway_model_calls_total\{where="(\w+)"\} (\S+)$', text, re.M)
+def _calls(server: ServerProcess) -> dict[str, float]:
+    """The model calls the server has made so far, by where they ran."""
+    headers = {"Authorization": f"Bearer {server.token}"}
+    answer = httpx.get(f"{server.url}/metrics", headers=headers, timeout=60)
+    answer.raise_for_status()
+    found = re.findall(r'^slipway_model_calls_total\{where="(\w+)"\} (\S+)$', answer.text, re.M)
     return {where: float(value) for where, value in found}
 
 
 def test_a_lone_request_calls_inline_and_concurrent_ones_use_threads(
     server: ServerProcess, iris: Any, logreg: Any, e2e: Any
 ) -> None:
-    with server.client() as client:
-        e2e.register_logreg(client, "iris", iris, logreg)
-        client.deploy("iris", model="iris", version=1)
-    row = {"inputs": e2e.rows_of(iris.X[:1])}
-    headers = {"Authorization": f"Bearer {server.token}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
-        start = _calls(http)
-        # One request at a time: the first LEARN calls are timed on a thread, then
-        # every call runs inline.
-        lone = CallPace.LEARN + 10
-        for _ in range(lone):
-            assert http.post("/v1/endpoints/iris/predict", json=row).status_code == 200
-        after_lone = _calls(http)
-    assert after_lone["inline"] - start.get("inline", 0) == 10
-    assert after_lone["thread"] - start.get("thread", 0) == CallPace.LEARN
+    row = _deploy(server, iris, logreg, e2e)
+    # One request at a time: the first LEARN calls are timed on a thread, then every
+    # call runs inline.
+    after_lone = _one_at_a_time(server, row, CallPace.LEARN + 10)
+    assert after_lone["inline"] == 10
+    assert after_lone["thread"] == CallPace.LEARN
 
     _burst(server, row)
-    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
-        end = _calls(http)
+    end = _calls(server)
     inline = end["inline"] - after_lone["inline"]
     on_threads = end["thread"] - after_lone["thread"]
     # Requests overlapping others had their calls (micro-batched, so fewer calls than
@@ -86,19 +79,11 @@ def test_calls_that_are_not_micro_batched_run_inline_under_load(
     unbatched_server: ServerProcess, iris: Any, logreg: Any, e2e: Any
 ) -> None:
     server = unbatched_server
-    with server.client() as client:
-        e2e.register_logreg(client, "iris", iris, logreg)
-        client.deploy("iris", model="iris", version=1)
-    row = {"inputs": e2e.rows_of(iris.X[:1])}
-    headers = {"Authorization": f"Bearer {server.token}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
-        for _ in range(CallPace.LEARN):  # learning the pace, on threads
-            assert http.post("/v1/endpoints/iris/predict", json=row).status_code == 200
-        learned = _calls(http)
-    assert learned["thread"] == CallPace.LEARN and learned.get("inline", 0) == 0
+    row = _deploy(server, iris, logreg, e2e)
+    learned = _one_at_a_time(server, row, CallPace.LEARN)  # learning the pace, on threads
+    assert learned["thread"] == CallPace.LEARN and learned["inline"] == 0
     _burst(server, row)
-    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
-        end = _calls(http)
+    end = _calls(server)
     # One call per request, each on the event loop, however many overlapped.
     assert end["thread"] == CallPace.LEARN
     assert end["inline"] == CLIENTS * EACH
@@ -121,3 +106,21 @@ def _burst(server: ServerProcess, row: dict[str, Any]) -> None:
     for t in threads:
         t.join()
     assert statuses == [200] * (CLIENTS * EACH)
+
+
+def _deploy(server: ServerProcess, iris: Any, logreg: Any, e2e: Any) -> dict[str, Any]:
+    """Deploy a logistic regression as endpoint ``iris``; a one-row request body for it."""
+    with server.client() as client:
+        e2e.register_logreg(client, "iris", iris, logreg)
+        client.deploy("iris", model="iris", version=1)
+    return {"inputs": e2e.rows_of(iris.X[:1])}
+
+
+def _one_at_a_time(server: ServerProcess, row: dict[str, Any], n: int) -> dict[str, float]:
+    """``n`` requests, one after another, from a fresh server; then its calls so far."""
+    assert not any(_calls(server).values()), "expects no model call before it"
+    headers = {"Authorization": f"Bearer {server.token}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+        for _ in range(n):
+            assert http.post("/v1/endpoints/iris/predict", json=row).status_code == 200
+    return _calls(server)
