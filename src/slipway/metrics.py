@@ -72,6 +72,13 @@ MODEL_CALLS = Counter(
     "request was the only one running) or thread (a predict thread).",
     ["where"],
 )
+RECORD_COMMITS = Counter(
+    "slipway_record_commits_total",
+    "Prediction-record commits by where they ran: inline (on the event loop, for a "
+    "request that was the only one running, SQLite only) or thread (the writer thread, "
+    "a group of records).",
+    ["where"],
+)
 SHED = Counter(
     "slipway_shed_total",
     "Inference requests refused unrun: endpoint at capacity (503) or deadline passed (504).",

@@ -93,8 +93,12 @@ class Runtime:
         sealer = Sealer(load_key(settings))
         tokens = TokenService(engine)
         pool = PredictorPool(artifacts, settings.trusted_pyfunc_modules)
+        admission = Admission(settings.max_inflight, settings.max_queue)
         writer = RecordWriter(
-            engine, batch_max=settings.record_batch_max, flush_ms=settings.record_flush_ms
+            engine,
+            batch_max=settings.record_batch_max,
+            flush_ms=settings.record_flush_ms,
+            alone=admission.alone,
         )
         windows = WindowRecorder()
         window_store = WindowStore(engine)
@@ -162,7 +166,7 @@ class Runtime:
                 threads=settings.predict_threads,
                 inline_call_ms=settings.inline_call_ms,
                 windows=windows,
-                admission=Admission(settings.max_inflight, settings.max_queue),
+                admission=admission,
                 batch_max_rows=settings.batch_max_rows,
                 batch_wait_ms=settings.batch_wait_ms,
                 request_timeout_s=settings.request_timeout_s,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -49,3 +50,24 @@ def iris_skops() -> tuple[bytes, dict, list[dict]]:
     signature = {"inputs": [{"name": n, "type": "float"} for n in names], "classes": [0, 1, 2]}
     rows = [dict(zip(names, map(float, x), strict=True)) for x in X[:3]]
     return sio.dumps(model), signature, rows
+
+
+def a_record(rid: str) -> dict[str, Any]:
+    """A prediction record with id ``rid``, as the serving path hands it to the writer."""
+    from slipway.ids import utcnow
+
+    return {
+        "id": rid,
+        "created_at": utcnow(),
+        "endpoint": "e",
+        "model": "m",
+        "version": 1,
+        "version_id": "v",
+        "caller": "t",
+        "route": "plain",
+        "rows": 1,
+        "inputs": [{"a": 1.0}],
+        "outputs": {"predictions": [1]},
+        "latency_ms": 0.5,
+        "outcome": "ok",
+    }

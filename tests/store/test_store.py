@@ -23,6 +23,7 @@ from slipway.serving.endpoints import EndpointService
 from slipway.serving.records import RecordWriter
 from slipway.store import transaction, upgrade
 from slipway.store.tables import metadata, prediction_records, tokens
+from tests.store.conftest import a_record
 
 OPS = Actor("ops")
 
@@ -271,7 +272,7 @@ async def _commits_every_record(engine: Engine) -> None:
     writer = RecordWriter(engine, batch_max=64, flush_ms=5)
     await writer.start()
     ids = [new_id() for _ in range(300)]
-    await asyncio.gather(*(writer.write(_record(i)) for i in ids))
+    await asyncio.gather(*(writer.write(a_record(i)) for i in ids))
     await writer.stop()
     with engine.connect() as conn:
         stored = set(conn.execute(select(prediction_records.c.id)).scalars())
@@ -290,30 +291,10 @@ async def _reports_failed_commit(engine: Engine) -> None:
     writer = RecordWriter(engine, batch_max=8, flush_ms=1)
     await writer.start()
     rid = new_id()
-    await writer.write(_record(rid))
+    await writer.write(a_record(rid))
     with pytest.raises(Unavailable):  # duplicate primary key: the commit fails
-        await writer.write(_record(rid))
+        await writer.write(a_record(rid))
     await writer.stop()
-
-
-def _record(rid: str) -> dict:
-    from slipway.ids import utcnow
-
-    return {
-        "id": rid,
-        "created_at": utcnow(),
-        "endpoint": "e",
-        "model": "m",
-        "version": 1,
-        "version_id": "v",
-        "caller": "t",
-        "route": "plain",
-        "rows": 1,
-        "inputs": [{"a": 1.0}],
-        "outputs": {"predictions": [1]},
-        "latency_ms": 0.5,
-        "outcome": "ok",
-    }
 
 
 def test_tokens_resolve_by_hash_and_stop_when_revoked(engine: Engine) -> None:

@@ -39,6 +39,11 @@ class Admission:
         # Requests running on every endpoint together: 1 means the one asking is alone.
         self.running = 0
 
+    def alone(self) -> bool:
+        """Whether the request asking is the only one running (or none is): then a
+        short piece of work may run on the event loop, holding up nobody."""
+        return self.running <= 1
+
     def slot(
         self,
         endpoint: str,

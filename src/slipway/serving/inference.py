@@ -109,9 +109,7 @@ class InferenceService:
         # (endpoint, version id) -> (generation, batcher of that version)
         self._batchers: dict[tuple[str, str], tuple[int, Batcher]] = {}
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="predict")
-        self.calls = ModelCalls(
-            self._executor, inline_call_ms, alone=lambda: self.admission.running <= 1
-        )
+        self.calls = ModelCalls(self._executor, inline_call_ms, alone=self.admission.alone)
         self.mirrors = Mirrors(writer, self.windows)
 
     def limits(self, endpoint: str) -> ServingLimits:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from slipway.errors import ValidationFailed
 
 PG_CONNECT_TIMEOUT_S = 5
+
+log = logging.getLogger("slipway.store")
 
 
 def open_engine(url: str, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Engine:
@@ -36,7 +39,7 @@ def open_engine(url: str, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Eng
         engine = create_engine(url, connect_args={"timeout": busy_timeout_s}, **kwargs)
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        def _pragmas(dbapi_conn: Any, record: Any) -> None:
             # Let SQLAlchemy, not the driver, own transactions (pysqlite's default defers
             # BEGIN, which breaks SERIALIZABLE-style read-then-write in one transaction).
             dbapi_conn.isolation_level = None
@@ -46,6 +49,7 @@ def open_engine(url: str, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Eng
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.close()
+            record.info[_BUSY_MS] = busy_ms  # restored after a no-wait transaction
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
@@ -77,22 +81,45 @@ def open_engine(url: str, *, busy_timeout_s: float = 30.0, **kwargs: Any) -> Eng
 
 
 _IMMEDIATE = "slipway_write_transaction"
+_BUSY_MS = "slipway_busy_timeout_ms"
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
+def transaction(engine: Engine, *, wait_for_lock: bool = True) -> Iterator[Connection]:
     """A write transaction: committed on success, rolled back on error.
 
     Use this, not ``engine.begin()``, for every write, and do not open a second
     connection inside it (on SQLite the second one would wait for this one's lock).
+
+    ``wait_for_lock=False``: on SQLite, fail at once with ``database is locked``
+    (:func:`lock_busy`) instead of waiting up to the busy timeout when another
+    connection holds the write lock; for a caller that must not block (the event loop).
+    Other backends ignore it.
     """
     with engine.connect() as conn:
+        busy_ms = None if wait_for_lock else conn.connection.info.get(_BUSY_MS)
+        if busy_ms is not None:
+            # On the driver's connection: through SQLAlchemy the PRAGMA would autobegin.
+            conn.connection.driver_connection.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
         conn.info[_IMMEDIATE] = True
         try:
             with conn.begin():
                 yield conn
         finally:
             conn.info.pop(_IMMEDIATE, None)
+            if busy_ms is not None:
+                _restore_busy_timeout(conn, busy_ms)
+
+
+def _restore_busy_timeout(conn: Connection, busy_ms: int) -> None:
+    try:
+        conn.connection.driver_connection.execute(f"PRAGMA busy_timeout={busy_ms}")  # type: ignore[union-attr]
+    except Exception as exc:
+        # A pooled connection left failing fast on every lock would turn the next
+        # writer's brief wait into a 503: drop it, the pool opens a fresh one. Not
+        # raised: the transaction's own outcome (committed or not) is what counts.
+        log.warning("dropping a store connection whose busy timeout was not restored: %s", exc)
+        conn.invalidate()
 
 
 def backend_name(engine: Engine) -> str:
@@ -103,6 +130,7 @@ def backend_name(engine: Engine) -> str:
 # by another process, disk full or failing) rather than that a statement is wrong:
 # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL.
 _SQLITE_UNAVAILABLE = frozenset({5, 6, 10, 13, 14, 15})
+_SQLITE_LOCK_BUSY = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
 
 
 def store_unavailable(exc: BaseException) -> bool:
@@ -126,3 +154,12 @@ def store_unavailable(exc: BaseException) -> bool:
     # 08 (connection), 53 (resources), 57 (operator intervention, e.g. admin shutdown)
     # and 58 (system error).
     return True
+
+
+def lock_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's ``database is locked``: another connection holds the
+    write lock (the error a ``wait_for_lock=False`` transaction fails with)."""
+    if not isinstance(exc, OperationalError) or not isinstance(exc.orig, sqlite3.Error):
+        return False
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _SQLITE_LOCK_BUSY
