@@ -68,8 +68,9 @@ def prediction_meters(endpoint: str, version: str, outcome: str) -> tuple[Any, A
 
 MODEL_CALLS = Counter(
     "slipway_model_calls_total",
-    "Model calls by where they ran: inline (on the event loop, for a short call whose "
-    "request was the only one running) or thread (a predict thread).",
+    "Model calls by where they ran: inline (on the event loop: a short call not "
+    "micro-batched, or a micro-batch whose request was the only one running) or thread "
+    "(a predict thread).",
     ["where"],
 )
 RECORD_COMMITS = Counter(

@@ -85,9 +85,9 @@ SETTINGS: tuple[Setting, ...] = (
         float,
         1.0,
         "A model call of a built-in flavor measured to take at most this much CPU runs on "
-        "the event loop instead of a predict thread (whose hand-off costs about 0.1 ms) "
-        "(a micro-batch only when its request is the only one the worker is running); 0 "
-        "runs every call on a thread.",
+        "the event loop instead of a predict thread, whose hand-off costs about 0.1 ms; a "
+        "micro-batch does so only when its request is the only one the worker is running. "
+        "0 runs every call on a thread.",
     ),
     Setting("sync_interval_s", float, 1.0, "How often a server re-reads endpoint deployments."),
     Setting("shutdown_grace_s", float, 30.0, "Time in-flight requests get after SIGTERM."),

@@ -99,8 +99,7 @@ def transaction(engine: Engine, *, wait_for_lock: bool = True) -> Iterator[Conne
     with engine.connect() as conn:
         busy_ms = None if wait_for_lock else conn.connection.info.get(_BUSY_MS)
         if busy_ms is not None:
-            # On the driver's connection: through SQLAlchemy the PRAGMA would autobegin.
-            conn.connection.driver_connection.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
+            _set_busy_timeout(conn, 0)
         conn.info[_IMMEDIATE] = True
         try:
             with conn.begin():
@@ -111,9 +110,14 @@ def transaction(engine: Engine, *, wait_for_lock: bool = True) -> Iterator[Conne
                 _restore_busy_timeout(conn, busy_ms)
 
 
+def _set_busy_timeout(conn: Connection, busy_ms: int) -> None:
+    # On the driver's connection: through SQLAlchemy the PRAGMA would autobegin.
+    conn.connection.driver_connection.execute(f"PRAGMA busy_timeout={busy_ms}")  # type: ignore[union-attr]
+
+
 def _restore_busy_timeout(conn: Connection, busy_ms: int) -> None:
     try:
-        conn.connection.driver_connection.execute(f"PRAGMA busy_timeout={busy_ms}")  # type: ignore[union-attr]
+        _set_busy_timeout(conn, busy_ms)
     except Exception as exc:
         # A pooled connection left failing fast on every lock would turn the next
         # writer's brief wait into a 503: drop it, the pool opens a fresh one. Not
@@ -146,10 +150,7 @@ def store_unavailable(exc: BaseException) -> bool:
     if not isinstance(exc, OperationalError):
         return False
     if isinstance(exc.orig, sqlite3.Error):
-        # Extended result codes keep the primary code in their low byte; an error raised
-        # by the sqlite3 module itself has no code and is not the store's state.
-        code = getattr(exc.orig, "sqlite_errorcode", None)
-        return code is not None and code & 0xFF in _SQLITE_UNAVAILABLE
+        return _sqlite_code(exc) in _SQLITE_UNAVAILABLE
     # PostgreSQL (psycopg): OperationalError is connection failures and SQLSTATE classes
     # 08 (connection), 53 (resources), 57 (operator intervention, e.g. admin shutdown)
     # and 58 (system error).
@@ -159,7 +160,12 @@ def store_unavailable(exc: BaseException) -> bool:
 def lock_busy(exc: BaseException) -> bool:
     """Whether ``exc`` is SQLite's ``database is locked``: another connection holds the
     write lock (the error a ``wait_for_lock=False`` transaction fails with)."""
-    if not isinstance(exc, OperationalError) or not isinstance(exc.orig, sqlite3.Error):
-        return False
+    return isinstance(exc, OperationalError) and _sqlite_code(exc) in _SQLITE_LOCK_BUSY
+
+
+def _sqlite_code(exc: DBAPIError) -> int | None:
+    """The SQLite primary result code behind ``exc``, or None. Extended result codes
+    keep the primary code in their low byte; an error raised by the sqlite3 module
+    itself (or another driver's) has no code and is not the store's state."""
     code = getattr(exc.orig, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in _SQLITE_LOCK_BUSY
+    return None if code is None else code & 0xFF
